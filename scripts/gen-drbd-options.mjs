@@ -3,6 +3,7 @@
 // (`drbdsetup xml-help CMD` of DRBD 8.4 and 9), so tandem's option names, types,
 // ranges and defaults are DRBD's, not a transcription. Run by hand where drbd-utils
 // is installed: node scripts/gen-drbd-options.mjs > src/config/drbd-options.generated.ts
+// && npx biome format --write src/config/drbd-options.generated.ts
 import { execFileSync } from 'node:child_process';
 
 const setup84 = '/lib/drbd/drbdsetup-84';
@@ -20,7 +21,14 @@ const sources = [
 ];
 // Arguments of drbdsetup commands that are not drbd.conf options.
 // (alternate-address: an 8.4 connect argument for a second path, not a drbd.conf option.)
-const skip = new Set(['set-defaults', '_name', 'tentative', 'discard-my-data', 'alternate-address', 'alternate-peer-address']);
+const skip = new Set([
+  'set-defaults',
+  '_name',
+  'tentative',
+  'discard-my-data',
+  'alternate-address',
+  'alternate-peer-address',
+]);
 
 function parseXml(xml) {
   const options = [];
@@ -73,8 +81,14 @@ lines.push('// `sections` lists every section that DRBD 8.4 or 9 accepts it in.'
 lines.push("import type { GeneratedOption } from './drbd-options.js';");
 lines.push('');
 lines.push('export const generatedOptions: readonly GeneratedOption[] = [');
-for (const o of [...merged.values()].sort((a, b) => a.section.localeCompare(b.section) || a.name.localeCompare(b.name))) {
-  const parts = [`name: '${o.name}'`, `section: '${o.section}'`, `sections: [${o.sections.map((s) => `'${s}'`).join(', ')}]`];
+for (const o of [...merged.values()].sort(
+  (a, b) => a.section.localeCompare(b.section) || a.name.localeCompare(b.name),
+)) {
+  const parts = [
+    `name: '${o.name}'`,
+    `section: '${o.section}'`,
+    `sections: [${o.sections.map((s) => `'${s}'`).join(', ')}]`,
+  ];
   parts.push(`type: '${o.type}'`);
   if (o.values.length) parts.push(`values: [${o.values.map((v) => `'${v}'`).join(', ')}]`);
   if (o.min !== undefined) parts.push(`min: ${o.min}`);
