@@ -168,8 +168,8 @@ function main(argv: readonly string[]): number {
   }
   if (rest.length > 1)
     throw new CliError(`'${name}' takes one resource name or 'all', got '${rest.join(' ')}'`);
-  const file = values.config ?? process.env['TANDEM_CONFIG'] ?? defaultConfigFile;
-  const node = values.node ?? process.env['TANDEM_NODE'] ?? hostname();
+  const file = values.config || process.env['TANDEM_CONFIG'] || defaultConfigFile;
+  const node = values.node || process.env['TANDEM_NODE'] || hostname();
   const config = loadResolvedConfig(file);
   printWarnings(config.warnings, values.quiet === true);
   const wanted = rest[0];

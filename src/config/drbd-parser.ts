@@ -217,7 +217,8 @@ function readResource(st: Statement, warn: Warn): ResourceDecl {
 }
 
 function readHost(st: Statement, floating: boolean, warn: Warn): HostDecl {
-  requireBlock(st);
+  // `floating ADDR;` may stand without a section: everything else is inherited.
+  if (!floating) requireBlock(st);
   const kw = st.keyword;
   let names: string[];
   let address: Address | undefined;
@@ -609,11 +610,11 @@ function readSection(
     }
     const spec = optionSpec(optName);
     const allowed = only ?? (section ? [section] : ['disk', 'net', 'options']);
-    if (!spec || !spec.sections.some((sec) => (allowed as readonly string[]).includes(sec))) {
+    if (!spec?.sections.some((sec) => (allowed as readonly string[]).includes(sec))) {
       const choices = [...new Set(allowed.flatMap((sec) => optionsOfSection(sec).map((o) => o.name)))];
       throw new ConfigError(
         'CONFIG_SYNTAX',
-        `unknown option '${kw.text}' in '${name}': expected one of ${quoteList(choices)}`,
+        `unknown option '${kw.text}' in '${name}'${didYouMean(kw.text, choices)}: expected one of ${quoteList(choices)}`,
         kw.pos,
       );
     }
@@ -709,9 +710,48 @@ function duplicate(kw: Token, first: SourcePos, name = kw.text): ConfigError {
 }
 
 function unknownKeyword(kw: Token, expected: readonly string[], where: string): ConfigError {
+  const choices = [...new Set(expected)];
   return new ConfigError(
     'CONFIG_SYNTAX',
-    `expected one of ${quoteList(expected)} ${where}, but got '${kw.text}'`,
+    `expected one of ${quoteList(choices)} ${where}, but got '${kw.text}'${didYouMean(kw.text, choices)}`,
     kw.pos,
   );
+}
+
+/** A hint for a misspelt keyword: the closest known one within a few edits. */
+export function didYouMean(word: string, choices: readonly string[]): string {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of choices) {
+    const d = editDistance(word, c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  if (best !== undefined) return ` (did you mean '${best}'?)`;
+  // A lost space, as in the seed's `meta-diskinternal;` or `address172.25.137.6:7789`.
+  for (const c of choices) {
+    const rest = word.slice(c.length);
+    if (c.length >= 4 && word.startsWith(c) && (/^[^A-Za-z]/.test(rest) || gluedWords.has(rest))) {
+      return ` (did you mean '${c} ${rest}'?)`;
+    }
+  }
+  return '';
+}
+
+const gluedWords = new Set(['internal', 'none', 'minor', 'yes', 'no', 'ipv4', 'ipv6']);
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 8) return 99;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      cur.push(Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + cost));
+    }
+    prev = cur;
+  }
+  return prev[b.length] as number;
 }
