@@ -1,0 +1,129 @@
+// Storage on a regular file or a block device: opened once, positional reads
+// and writes on libuv's thread pool, fdatasync for flush.
+import { execFileSync } from 'node:child_process';
+import { constants, type FileHandle, open } from 'node:fs/promises';
+import { type BlockStorage, checkRange, StorageError, type StorageErrorCode } from './storage.js';
+
+export interface FileStorageOptions {
+  /** Open with O_DIRECT (buffers and offsets must then be 4 KiB aligned). */
+  readonly direct?: boolean;
+  /** Use only the first sizeBytes of the file (the rest holds internal metadata). */
+  readonly sizeBytes?: number;
+}
+
+function errorCode(e: unknown): StorageErrorCode {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return 'ENOSPC';
+  if (code === 'EINVAL') return 'EINVAL';
+  return 'EIO';
+}
+
+/** Size in bytes of a regular file or block device. */
+export async function deviceSizeBytes(fh: FileHandle, path: string): Promise<number> {
+  const st = await fh.stat();
+  if (st.isFile()) return st.size;
+  if (st.isBlockDevice()) {
+    // fstat gives 0 for block devices; blockdev asks the kernel (BLKGETSIZE64).
+    return Number(execFileSync('blockdev', ['--getsize64', path], { encoding: 'utf8' }).trim());
+  }
+  throw new StorageError('EINVAL', `${path} is neither a regular file nor a block device`, 0, 0);
+}
+
+export class FileStorage implements BlockStorage {
+  readonly name: string;
+  readonly sizeBytes: number;
+  private readonly fh: FileHandle;
+  private closed = false;
+
+  private constructor(fh: FileHandle, name: string, sizeBytes: number) {
+    this.fh = fh;
+    this.name = name;
+    this.sizeBytes = sizeBytes;
+  }
+
+  static async open(path: string, options: FileStorageOptions = {}): Promise<FileStorage> {
+    const flags = constants.O_RDWR | (options.direct ? constants.O_DIRECT : 0);
+    const fh = await open(path, flags);
+    try {
+      const total = await deviceSizeBytes(fh, path);
+      const size = options.sizeBytes ?? total;
+      if (size > total)
+        throw new StorageError('EINVAL', `${path}: ${size} bytes asked, ${total} available`, 0, size);
+      return new FileStorage(fh, path, size);
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+  }
+
+  private check(offset: number, length: number): void {
+    if (this.closed) throw new StorageError('ECLOSED', `${this.name}: closed`, offset, length);
+    checkRange(this, offset, length);
+  }
+
+  async read(buf: Uint8Array, offset: number): Promise<void> {
+    this.check(offset, buf.length);
+    let done = 0;
+    while (done < buf.length) {
+      let n: number;
+      try {
+        ({ bytesRead: n } = await this.fh.read(buf, done, buf.length - done, offset + done));
+      } catch (e) {
+        throw new StorageError(
+          errorCode(e),
+          `${this.name}: read at ${offset + done}: ${(e as Error).message}`,
+          offset,
+          buf.length,
+        );
+      }
+      // Past the end of a file that shrank under us: what is missing reads as zeroes.
+      if (n === 0) {
+        buf.fill(0, done);
+        return;
+      }
+      done += n;
+    }
+  }
+
+  async write(buf: Uint8Array, offset: number): Promise<void> {
+    this.check(offset, buf.length);
+    let done = 0;
+    while (done < buf.length) {
+      try {
+        const { bytesWritten } = await this.fh.write(buf, done, buf.length - done, offset + done);
+        done += bytesWritten;
+      } catch (e) {
+        throw new StorageError(
+          errorCode(e),
+          `${this.name}: write at ${offset + done}: ${(e as Error).message}`,
+          offset,
+          buf.length,
+        );
+      }
+    }
+  }
+
+  async flush(): Promise<void> {
+    this.check(0, 0);
+    try {
+      await this.fh.datasync();
+    } catch (e) {
+      throw new StorageError(errorCode(e), `${this.name}: flush: ${(e as Error).message}`, 0, 0);
+    }
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    this.check(offset, length);
+    // No portable punch-hole in Node: write zeroes in bounded pieces.
+    const piece = Buffer.alloc(Math.min(length, 1024 * 1024));
+    for (let done = 0; done < length; done += piece.length) {
+      await this.write(piece.subarray(0, Math.min(piece.length, length - done)), offset + done);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+  }
+}
