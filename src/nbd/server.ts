@@ -1,0 +1,82 @@
+// An NBD server: listens on a unix socket (and optionally TCP), serves a set
+// of named exports, and keeps its sessions so they can be closed together.
+import { chmodSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { NbdExport } from './export.js';
+import { NbdSession, type SessionEvents } from './session.js';
+
+/** Clients served at once per listener; more are refused at accept. */
+export const clientsMax = 64;
+
+export interface NbdServerOptions extends SessionEvents {
+  /** File mode of the unix socket (0600: only root talks to the device). */
+  readonly socketMode?: number;
+}
+
+export class NbdServer {
+  private readonly exports = new Map<string, NbdExport>();
+  private readonly servers: Server[] = [];
+  private readonly sockets = new Set<Socket>();
+  private readonly options: NbdServerOptions;
+
+  constructor(options: NbdServerOptions = {}) {
+    this.options = options;
+  }
+
+  add(e: NbdExport): void {
+    this.exports.set(e.name, e);
+  }
+
+  remove(name: string): void {
+    this.exports.delete(name);
+  }
+
+  get clientCount(): number {
+    return this.sockets.size;
+  }
+
+  private accept(socket: Socket): void {
+    if (this.sockets.size >= clientsMax) {
+      this.options.log?.('warn', `nbd: refusing a client: ${clientsMax} already connected`);
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    new NbdSession(
+      socket,
+      (name) => this.exports.get(name),
+      () => [...this.exports.values()],
+      this.options,
+    );
+  }
+
+  async listenUnix(path: string): Promise<void> {
+    rmSync(path, { force: true });
+    const server = createServer((s) => this.accept(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    chmodSync(path, this.options.socketMode ?? 0o600);
+    this.servers.push(server);
+  }
+
+  /** Listens on TCP; resolves to the port (useful with port 0). */
+  async listenTcp(host: string, port: number): Promise<number> {
+    const server = createServer((s) => this.accept(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    this.servers.push(server);
+    const addr = server.address();
+    return typeof addr === 'object' && addr ? addr.port : port;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await Promise.all(this.servers.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
+    this.servers.length = 0;
+  }
+}

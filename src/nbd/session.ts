@@ -1,0 +1,487 @@
+// One NBD client connection: the fixed-newstyle handshake, then the
+// transmission phase with many requests in flight and replies sent as they
+// complete. Every request goes read -> validate -> execute -> reply; a bad
+// request gets an errno and the stream stays framed; a bad frame ends the
+// connection, never the server.
+import type { Socket } from 'node:net';
+import { StorageError } from '../storage/storage.js';
+import {
+  decodeInfoRequest,
+  decodeOptionHeader,
+  decodeRequest,
+  encodeExportNameReply,
+  encodeGreeting,
+  encodeInfoBlockSize,
+  encodeInfoExport,
+  encodeInfoString,
+  encodeOptionReply,
+  encodeServerEntry,
+  encodeSimpleReply,
+  encodeStructuredError,
+  encodeStructuredReadHeader,
+  NbdProtocolError,
+  type Request,
+} from './codec.js';
+import type { NbdExport } from './export.js';
+import {
+  Cmd,
+  CmdFlag,
+  exportNameBytesMax,
+  FLAG_C_NO_ZEROES,
+  FLAG_FIXED_NEWSTYLE,
+  FLAG_NO_ZEROES,
+  Info,
+  NbdErrno,
+  Opt,
+  optionBytesMax,
+  optionsMax,
+  Rep,
+  requestBytesMax,
+  requestHeaderBytes,
+  TFlag,
+} from './protocol.js';
+
+/** Requests executing at once per connection; past it the socket stops being read. */
+export const inFlightMax = 256;
+/** Bytes of WRITE payload buffered per connection before reading pauses. */
+export const bufferedBytesMax = 64 * 1024 * 1024;
+
+export const blockSizeMin = 1;
+export const blockSizePreferred = 4096;
+
+export interface SessionEvents {
+  log?(level: 'debug' | 'info' | 'warn', message: string): void;
+}
+
+type Phase =
+  | { kind: 'clientFlags' }
+  | { kind: 'optionHeader' }
+  | { kind: 'optionData'; option: number; length: number }
+  | { kind: 'request' }
+  | { kind: 'writeData'; req: Request }
+  | { kind: 'drain'; remaining: number; req: Request; error: number }
+  | { kind: 'closed' };
+
+const supportedFlags = CmdFlag.FUA | CmdFlag.NO_HOLE | CmdFlag.FAST_ZERO | CmdFlag.DF;
+
+export class NbdSession {
+  private readonly socket: Socket;
+  private readonly lookup: (name: string) => NbdExport | undefined;
+  private readonly list: () => readonly NbdExport[];
+  private readonly events: SessionEvents;
+  private phase: Phase = { kind: 'clientFlags' };
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private noZeroes = false;
+  private structured = false;
+  private options = 0;
+  private export: NbdExport | undefined;
+  private inFlight = 0;
+  private disconnecting = false;
+  readonly peer: string;
+
+  constructor(
+    socket: Socket,
+    lookup: (name: string) => NbdExport | undefined,
+    list: () => readonly NbdExport[],
+    events: SessionEvents = {},
+  ) {
+    this.socket = socket;
+    this.lookup = lookup;
+    this.list = list;
+    this.events = events;
+    this.peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
+    socket.setNoDelay?.(true);
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('error', (e) => this.log('debug', `socket error: ${e.message}`));
+    socket.on('close', () => this.onClose());
+    socket.write(encodeGreeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES));
+  }
+
+  private log(level: 'debug' | 'info' | 'warn', message: string): void {
+    this.events.log?.(level, `nbd client ${this.peer}: ${message}`);
+  }
+
+  private onClose(): void {
+    this.phase = { kind: 'closed' };
+    this.chunks = [];
+    this.buffered = 0;
+    this.closeExport();
+  }
+
+  /** Tells the export this client is gone, once. */
+  private closeExport(): void {
+    const e = this.export;
+    this.export = undefined;
+    e?.clientClosed();
+  }
+
+  /** Ends the connection after a framing error: nothing after it can be trusted. */
+  private fail(message: string): void {
+    this.log('warn', `protocol error: ${message}; closing`);
+    this.closeExport();
+    this.phase = { kind: 'closed' };
+    this.socket.destroy();
+  }
+
+  private onData(d: Buffer): void {
+    if (this.phase.kind === 'closed') return;
+    this.chunks.push(d);
+    this.buffered += d.length;
+    try {
+      this.pump();
+    } catch (e) {
+      if (e instanceof NbdProtocolError) this.fail(e.message);
+      else throw e;
+    }
+    if (this.buffered > bufferedBytesMax) this.socket.pause();
+  }
+
+  /** Takes exactly n buffered bytes, or undefined if fewer are there. */
+  private take(n: number): Buffer | undefined {
+    if (this.buffered < n) return undefined;
+    if (n === 0) return Buffer.alloc(0);
+    this.buffered -= n;
+    const first = this.chunks[0] as Buffer;
+    if (first.length === n) {
+      this.chunks.shift();
+      return first;
+    }
+    if (first.length > n) {
+      this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0] as Buffer;
+      const k = Math.min(c.length, n - filled);
+      c.copy(out, filled, 0, k);
+      filled += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+
+  private pump(): void {
+    for (;;) {
+      const p = this.phase;
+      switch (p.kind) {
+        case 'closed':
+          return;
+        case 'clientFlags': {
+          const b = this.take(4);
+          if (!b) return;
+          const flags = b.readUInt32BE(0);
+          // proto.md: a server that offered fixed newstyle closes on unknown client flags.
+          if (flags & ~3)
+            throw new NbdProtocolError('NBD_BAD_OPTION', `unknown client flags 0x${flags.toString(16)}`);
+          this.noZeroes = (flags & FLAG_C_NO_ZEROES) !== 0;
+          this.phase = { kind: 'optionHeader' };
+          break;
+        }
+        case 'optionHeader': {
+          const b = this.take(16);
+          if (!b) return;
+          const h = decodeOptionHeader(b);
+          if (++this.options > optionsMax)
+            throw new NbdProtocolError('NBD_TOO_BIG', `more than ${optionsMax} options`);
+          if (h.length > optionBytesMax) {
+            throw new NbdProtocolError(
+              'NBD_TOO_BIG',
+              `option ${h.option} with ${h.length} bytes of data (max ${optionBytesMax})`,
+            );
+          }
+          this.phase = { kind: 'optionData', option: h.option, length: h.length };
+          break;
+        }
+        case 'optionData': {
+          const data = this.take(p.length);
+          if (!data) return;
+          this.phase = { kind: 'optionHeader' };
+          this.handleOption(p.option, data);
+          break;
+        }
+        case 'request': {
+          if (this.inFlight >= inFlightMax) {
+            this.socket.pause();
+            return;
+          }
+          const b = this.take(requestHeaderBytes);
+          if (!b) return;
+          this.handleRequestHeader(decodeRequest(b));
+          break;
+        }
+        case 'writeData': {
+          const data = this.take(p.req.length);
+          if (!data) return;
+          this.phase = { kind: 'request' };
+          this.execute(p.req, data);
+          break;
+        }
+        case 'drain': {
+          // A rejected WRITE's payload is read and dropped so the stream stays framed.
+          const n = Math.min(p.remaining, this.buffered);
+          if (n > 0) this.take(n);
+          p.remaining -= n;
+          if (p.remaining > 0) return;
+          this.phase = { kind: 'request' };
+          this.reply(p.req, p.error);
+          break;
+        }
+      }
+    }
+  }
+
+  private optionReply(option: number, type: number, data?: Buffer): void {
+    this.socket.write(encodeOptionReply(option, type, data));
+  }
+
+  private optionError(option: number, type: number, message: string): void {
+    this.log('info', `option ${option}: ${message}`);
+    this.optionReply(option, type, Buffer.from(message, 'utf8'));
+  }
+
+  private transmissionFlags(e: NbdExport): number {
+    let f =
+      TFlag.HAS_FLAGS |
+      TFlag.SEND_FLUSH |
+      TFlag.SEND_FUA |
+      TFlag.SEND_TRIM |
+      TFlag.SEND_WRITE_ZEROES |
+      TFlag.SEND_FAST_ZERO |
+      TFlag.CAN_MULTI_CONN;
+    if (this.structured) f |= TFlag.SEND_DF;
+    if (e.readOnly) f |= TFlag.READ_ONLY;
+    return f;
+  }
+
+  private handleOption(option: number, data: Buffer): void {
+    switch (option) {
+      case Opt.EXPORT_NAME: {
+        const name = data.toString('utf8');
+        const e = this.lookup(name);
+        const refusal = e ? e.refusal() : `no export named '${name}'`;
+        // EXPORT_NAME has no error reply: the server can only close (proto.md).
+        if (!e || refusal) {
+          this.fail(`EXPORT_NAME '${name}' refused: ${refusal}`);
+          return;
+        }
+        this.socket.write(encodeExportNameReply(e.sizeBytes, this.transmissionFlags(e), this.noZeroes));
+        this.enterTransmission(e);
+        return;
+      }
+      case Opt.ABORT:
+        this.optionReply(option, Rep.ACK);
+        this.socket.end();
+        this.phase = { kind: 'closed' };
+        return;
+      case Opt.LIST:
+        if (data.length !== 0) return this.optionError(option, Rep.ERR_INVALID, 'LIST takes no data');
+        for (const e of this.list()) this.optionReply(option, Rep.SERVER, encodeServerEntry(e.name));
+        this.optionReply(option, Rep.ACK);
+        return;
+      case Opt.STRUCTURED_REPLY:
+        if (data.length !== 0)
+          return this.optionError(option, Rep.ERR_INVALID, 'STRUCTURED_REPLY takes no data');
+        this.structured = true;
+        this.optionReply(option, Rep.ACK);
+        return;
+      case Opt.INFO:
+      case Opt.GO:
+        this.handleInfoOrGo(option, data);
+        return;
+      default:
+        this.optionError(option, Rep.ERR_UNSUP, `option ${option} is not supported`);
+    }
+  }
+
+  private handleInfoOrGo(option: number, data: Buffer): void {
+    let req: { name: string; infos: readonly number[] };
+    try {
+      req = decodeInfoRequest(data);
+    } catch (e) {
+      if (e instanceof NbdProtocolError) return this.optionError(option, Rep.ERR_INVALID, e.message);
+      throw e;
+    }
+    if (Buffer.byteLength(req.name) > exportNameBytesMax)
+      return this.optionError(option, Rep.ERR_INVALID, 'export name too long');
+    const e = this.lookup(req.name);
+    if (!e) {
+      const names = this.list().map((x) => x.name);
+      return this.optionError(
+        option,
+        Rep.ERR_UNKNOWN,
+        `no export named '${req.name}' (exports: ${names.join(', ') || 'none'})`,
+      );
+    }
+    const refusal = e.refusal();
+    if (refusal) return this.optionError(option, Rep.ERR_POLICY, refusal);
+    this.optionReply(option, Rep.INFO, encodeInfoExport(e.sizeBytes, this.transmissionFlags(e)));
+    for (const info of req.infos) {
+      if (info === Info.NAME) this.optionReply(option, Rep.INFO, encodeInfoString(Info.NAME, e.name));
+      if (info === Info.DESCRIPTION)
+        this.optionReply(option, Rep.INFO, encodeInfoString(Info.DESCRIPTION, e.description));
+    }
+    // Sent whether or not it was asked for: clients that did not ask may ignore it.
+    this.optionReply(
+      option,
+      Rep.INFO,
+      encodeInfoBlockSize(blockSizeMin, blockSizePreferred, requestBytesMax),
+    );
+    this.optionReply(option, Rep.ACK);
+    if (option === Opt.GO) this.enterTransmission(e);
+  }
+
+  private enterTransmission(e: NbdExport): void {
+    this.export = e;
+    e.clientOpened();
+    this.phase = { kind: 'request' };
+    this.log('debug', `opened export '${e.name}'`);
+  }
+
+  private handleRequestHeader(req: Request): void {
+    const e = this.export as NbdExport;
+    const isWrite = req.type === Cmd.WRITE;
+    // Validate; a WRITE carries its payload even when it is refused.
+    let error = 0;
+    if (req.flags & ~supportedFlags) error = NbdErrno.EINVAL;
+    else if (req.type === Cmd.READ || isWrite) {
+      if (req.length > requestBytesMax) error = isWrite ? NbdErrno.EOVERFLOW : NbdErrno.EINVAL;
+      else if (req.offset + req.length > e.sizeBytes) error = isWrite ? NbdErrno.ENOSPC : NbdErrno.EINVAL;
+      else if (isWrite && e.readOnly) error = NbdErrno.EPERM;
+    } else if (req.type === Cmd.TRIM || req.type === Cmd.WRITE_ZEROES) {
+      if (req.offset + req.length > e.sizeBytes) error = NbdErrno.ENOSPC;
+      else if (e.readOnly) error = NbdErrno.EPERM;
+      // FAST_ZERO: we cannot promise a zero faster than writing it.
+      else if (req.type === Cmd.WRITE_ZEROES && req.flags & CmdFlag.FAST_ZERO) error = NbdErrno.ENOTSUP;
+    } else if (req.type === Cmd.DISC) {
+      this.disconnecting = true;
+      this.socket.pause();
+      this.maybeFinishDisconnect();
+      this.phase = { kind: 'closed' };
+      return;
+    } else if (req.type !== Cmd.FLUSH) error = NbdErrno.EINVAL;
+
+    if (isWrite && (error || req.length > requestBytesMax)) {
+      this.phase = { kind: 'drain', remaining: req.length, req, error: error || NbdErrno.EOVERFLOW };
+      return;
+    }
+    if (error) {
+      this.reply(req, error);
+      return;
+    }
+    if (isWrite) {
+      this.phase = { kind: 'writeData', req };
+      return;
+    }
+    this.execute(req, undefined);
+  }
+
+  private execute(req: Request, payload: Buffer | undefined): void {
+    const e = this.export as NbdExport;
+    const fua = (req.flags & CmdFlag.FUA) !== 0;
+    this.inFlight++;
+    let done: Promise<void>;
+    let readBuf: Buffer | undefined;
+    switch (req.type) {
+      case Cmd.READ:
+        readBuf = Buffer.allocUnsafe(req.length);
+        done = e.read(readBuf, req.offset);
+        break;
+      case Cmd.WRITE:
+        done = e.write(payload as Buffer, req.offset, fua);
+        break;
+      case Cmd.FLUSH:
+        done = e.flush();
+        break;
+      case Cmd.TRIM:
+        done = e.trim(req.offset, req.length, fua);
+        break;
+      case Cmd.WRITE_ZEROES:
+        done = e.writeZeroes(req.offset, req.length, fua);
+        break;
+      default:
+        throw new Error(`unreachable command ${req.type}`);
+    }
+    done.then(
+      () => this.complete(req, 0, readBuf),
+      (err: unknown) => this.complete(req, errnoOf(err), undefined, err),
+    );
+  }
+
+  private complete(req: Request, error: number, data: Buffer | undefined, err?: unknown): void {
+    this.inFlight--;
+    if (error)
+      this.log(
+        'warn',
+        `request type ${req.type} at ${req.offset}+${req.length} failed: ${(err as Error)?.message}`,
+      );
+    this.reply(req, error, data);
+    if (this.disconnecting) this.maybeFinishDisconnect();
+    else if (
+      this.phase.kind === 'request' &&
+      this.inFlight < inFlightMax &&
+      this.buffered <= bufferedBytesMax
+    ) {
+      this.socket.resume();
+      if (this.buffered > 0) this.pumpSafely();
+    }
+  }
+
+  private pumpSafely(): void {
+    try {
+      this.pump();
+    } catch (e) {
+      if (e instanceof NbdProtocolError) this.fail(e.message);
+      else throw e;
+    }
+  }
+
+  private reply(req: Request, error: number, data?: Buffer): void {
+    if (this.socket.destroyed) return;
+    const s = this.socket;
+    if (req.type === Cmd.READ && this.structured) {
+      if (error) s.write(encodeStructuredError(req.cookie, error, ''));
+      else {
+        s.cork();
+        s.write(encodeStructuredReadHeader(req.cookie, req.offset, req.length));
+        s.write(data as Buffer);
+        s.uncork();
+      }
+      return;
+    }
+    if (data && !error) {
+      s.cork();
+      s.write(encodeSimpleReply(req.cookie, 0));
+      s.write(data);
+      s.uncork();
+      return;
+    }
+    s.write(encodeSimpleReply(req.cookie, error));
+  }
+
+  private maybeFinishDisconnect(): void {
+    if (this.inFlight > 0) return;
+    this.closeExport();
+    this.socket.end();
+  }
+}
+
+function errnoOf(err: unknown): number {
+  if (err instanceof StorageError) {
+    switch (err.code) {
+      case 'ENOSPC':
+        return NbdErrno.ENOSPC;
+      case 'EINVAL':
+        return NbdErrno.EINVAL;
+      case 'ECLOSED':
+        return NbdErrno.ESHUTDOWN;
+      default:
+        return NbdErrno.EIO;
+    }
+  }
+  const code = (err as { nbdErrno?: number }).nbdErrno;
+  return typeof code === 'number' ? code : NbdErrno.EIO;
+}
