@@ -278,13 +278,18 @@ export class NbdSession {
         this.phase = { kind: 'closed' };
         return;
       case Opt.LIST:
-        if (data.length !== 0) return this.optionError(option, Rep.ERR_INVALID, 'LIST takes no data');
+        if (data.length !== 0) {
+          this.optionError(option, Rep.ERR_INVALID, 'LIST takes no data');
+          return;
+        }
         for (const e of this.list()) this.optionReply(option, Rep.SERVER, encodeServerEntry(e.name));
         this.optionReply(option, Rep.ACK);
         return;
       case Opt.STRUCTURED_REPLY:
-        if (data.length !== 0)
-          return this.optionError(option, Rep.ERR_INVALID, 'STRUCTURED_REPLY takes no data');
+        if (data.length !== 0) {
+          this.optionError(option, Rep.ERR_INVALID, 'STRUCTURED_REPLY takes no data');
+          return;
+        }
         this.structured = true;
         this.optionReply(option, Rep.ACK);
         return;
@@ -302,22 +307,31 @@ export class NbdSession {
     try {
       req = decodeInfoRequest(data);
     } catch (e) {
-      if (e instanceof NbdProtocolError) return this.optionError(option, Rep.ERR_INVALID, e.message);
+      if (e instanceof NbdProtocolError) {
+        this.optionError(option, Rep.ERR_INVALID, e.message);
+        return;
+      }
       throw e;
     }
-    if (Buffer.byteLength(req.name) > exportNameBytesMax)
-      return this.optionError(option, Rep.ERR_INVALID, 'export name too long');
+    if (Buffer.byteLength(req.name) > exportNameBytesMax) {
+      this.optionError(option, Rep.ERR_INVALID, 'export name too long');
+      return;
+    }
     const e = this.lookup(req.name);
     if (!e) {
       const names = this.list().map((x) => x.name);
-      return this.optionError(
+      this.optionError(
         option,
         Rep.ERR_UNKNOWN,
         `no export named '${req.name}' (exports: ${names.join(', ') || 'none'})`,
       );
+      return;
     }
     const refusal = e.refusal();
-    if (refusal) return this.optionError(option, Rep.ERR_POLICY, refusal);
+    if (refusal) {
+      this.optionError(option, Rep.ERR_POLICY, refusal);
+      return;
+    }
     this.optionReply(option, Rep.INFO, encodeInfoExport(e.sizeBytes, this.transmissionFlags(e)));
     for (const info of req.infos) {
       if (info === Info.NAME) this.optionReply(option, Rep.INFO, encodeInfoString(Info.NAME, e.name));
