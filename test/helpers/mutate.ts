@@ -1,6 +1,8 @@
 // Random edits of a configuration text for the parsers' fuzz tests: insert, delete or replace
 // characters or whole tokens. Sizes are bounded so every run finishes quickly.
+import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { ConfigError } from '../../src/config/errors.js';
 
 /** Fixed, so a failure reproduces; fast-check prints the counterexample. */
 export const fuzzSeed = 0x7a4d3e;
@@ -61,7 +63,11 @@ const interesting = [
   'eth0',
 ];
 
-const text = fc.oneof(fc.constantFrom(...interesting), fc.string({ maxLength: 12 }), fc.string({ unit: 'binary', maxLength: 6 }));
+const text = fc.oneof(
+  fc.constantFrom(...interesting),
+  fc.string({ maxLength: 12 }),
+  fc.string({ unit: 'binary', maxLength: 6 }),
+);
 
 export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), text }),
@@ -93,4 +99,27 @@ export function applyMutations(original: string, mutations: readonly Mutation[])
     }
   }
   return s;
+}
+
+/**
+ * Parses many mutations of `original`: each must parse or throw a ConfigError whose position
+ * lies inside the text (line 1 to the line count + 1). Anything else fails the test.
+ */
+export function fuzzParser(original: string, parse: (text: string) => unknown): void {
+  fc.assert(
+    fc.property(mutationsArb, (mutations) => {
+      const text = applyMutations(original, mutations);
+      try {
+        parse(text);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        if (err.pos) {
+          const lines = text.split('\n').length;
+          assert.ok(err.pos.line >= 1 && err.pos.line <= lines + 1, `line ${err.pos.line} of ${lines}`);
+          assert.ok(err.pos.col >= 1, `col ${err.pos.col}`);
+        }
+      }
+    }),
+    { seed: fuzzSeed, numRuns: fuzzRuns },
+  );
 }
