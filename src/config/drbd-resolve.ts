@@ -65,7 +65,7 @@ function resolveResource(r: ResourceDecl, common: SectionMaps): ResolvedResource
 }
 
 function resolveHost(r: ResourceDecl, h: HostDecl, stacked: boolean): ResolvedHost {
-  const label = `${h.floating ? 'floating' : 'on'} ${h.names.join(' ')}`;
+  const label = `${h.floating ? 'floating' : stacked && h === r.hosts.find((x) => x.names[0] === r.stackedOn?.resource) ? 'stacked-on-top-of' : 'on'} ${h.names.join(' ')}`;
   if (!h.address) {
     throw new ConfigError('CONFIG_SEMANTIC', `'${label}' in resource '${r.name}' has no 'address'`, h.pos);
   }
@@ -203,18 +203,36 @@ function checkAcrossResources(resources: readonly ResolvedResource[]): void {
   }
 }
 
+// `resync-after RES[/VOL]`: RES must exist, and name a volume when it has
+// several (drbdadm: "ambiguous, since it contains 2 volumes").
 function checkResyncAfter(resources: readonly ResolvedResource[]): void {
-  const names = new Set(resources.map((r) => r.name));
+  const byName = new Map(resources.map((r) => [r.name, r]));
   for (const r of resources) {
     const e = r.sections.get('disk')?.get('resync-after');
     if (!e) continue;
-    const target = String(e.value).split('/')[0] as string;
+    const [target = '', volText] = String(e.value).split('/');
     if (target === r.name)
       throw new ConfigError('CONFIG_SEMANTIC', `resource '${r.name}' cannot resync after itself`, e.pos);
-    if (!names.has(target)) {
+    const t = byName.get(target);
+    if (!t)
       throw new ConfigError(
         'CONFIG_SEMANTIC',
         `'resync-after' names resource '${target}', which is not defined`,
+        e.pos,
+      );
+    const volumes = t.hosts[0]?.volumes.map((v) => v.number) ?? [];
+    if (volText === undefined) {
+      if (volumes.length > 1) {
+        throw new ConfigError(
+          'CONFIG_SEMANTIC',
+          `'resync-after ${target}' is ambiguous: '${target}' has ${volumes.length} volumes; write '${target}/VOLUME'`,
+          e.pos,
+        );
+      }
+    } else if (!/^\d+$/.test(volText) || !volumes.includes(Number(volText))) {
+      throw new ConfigError(
+        'CONFIG_SEMANTIC',
+        `'resync-after' names volume '${volText}' of '${target}', which has volumes ${volumes.join(', ')}`,
         e.pos,
       );
     }

@@ -77,7 +77,7 @@ test('8.4 style: common options are overridden per option, volumes get their own
 
   const r1 = resource(valid('v84/drbd.conf'), 'r1');
   assert.equal(r1.protocol, 'B', 'common protocol');
-  assert.equal(option(r1, 'disk', 'resync-after'), 'r0');
+  assert.equal(option(r1, 'disk', 'resync-after'), 'r0/0');
   const bravo = localHost(r1, 'bravo');
   assert.deepEqual(
     [bravo.address.family, bravo.address.host, bravo.address.port],
@@ -204,6 +204,13 @@ const errorCases: [file: string, code: ConfigErrorCode, line: number, col: numbe
     /expected 'minor' or ';' after '\/dev\/drbd1' but got 'disk'/,
   ],
   ['ipv6-unbracketed.res', 'CONFIG_VALUE', 5, 22, /expected an address ADDR:PORT/],
+  [
+    'resync-after-ambiguous.res',
+    'CONFIG_SEMANTIC',
+    12,
+    3,
+    /'resync-after r0' is ambiguous: 'r0' has 2 volumes/,
+  ],
 ];
 
 for (const [file, code, line, col, message] of errorCases) {
