@@ -49,6 +49,7 @@ export function formatBytes(bytes: number): string {
     unit = u;
   }
   if (unit === '') return `${bytes} bytes`;
-  const shown = Number.isInteger(value) ? String(value) : value.toFixed(1);
+  // Rounded down, so a size is never shown larger than it is.
+  const shown = Number.isInteger(value) ? String(value) : (Math.floor(value * 10) / 10).toFixed(1);
   return `${bytes} bytes (${shown} ${unit})`;
 }
