@@ -2,10 +2,14 @@
 // write-back, the activity log around writes, clean close, and recovery after crashes
 // at every write of a session (torn blocks included).
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'node:test';
 import { MetaError } from '../../src/meta/errors.js';
 import { alExtentBytes, computeLayout, type MetaLayout, MiB } from '../../src/meta/layout.js';
 import { detectExisting, MetaStore, readMeta, uuidJustCreated } from '../../src/meta/store.js';
+import { FileStorage } from '../../src/storage/file.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { CrashingStorage, counterRandom } from './crash-storage.js';
 
@@ -311,4 +315,26 @@ test('concurrent alBegin calls write one transaction at a time, in sequence orde
   assert.deepEqual(snap.al.extents, [1, 2, 3]);
   for (const e of [1, 2, 1, 3]) store.alComplete(e);
   await store.close();
+});
+
+test('on a real file: create-md, open, write, crash, recover', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tandem-meta-'));
+  try {
+    const path = join(dir, 'disk.img');
+    await writeFile(path, '');
+    await truncate(path, backingBytes);
+    const disk = await FileStorage.open(path);
+    await MetaStore.create(disk, layout);
+    const store = await MetaStore.open(disk, layout);
+    await store.alBegin([3]);
+    await disk.close(); // the process dies with extent 3 in the log
+    const again = await FileStorage.open(path);
+    const recovered = await MetaStore.open(again, layout);
+    assert.deepEqual(recovered.recovery.alExtents, [3]);
+    assert.equal(recovered.bitmap.countSet(), alExtentBytes / 4096);
+    await recovered.close();
+    await again.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
