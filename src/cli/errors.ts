@@ -8,6 +8,8 @@ export const exitCodes = {
   usage: 1,
   /** The configuration is invalid (drbdadm: 10). */
   configInvalid: 10,
+  /** A state change was refused (drbdsetup: 11, "State change failed"). */
+  stateChangeFailed: 11,
   /** A file could not be read or a command could not be carried out (drbdadm: 20). */
   execError: 20,
 } as const;

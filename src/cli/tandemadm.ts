@@ -1,18 +1,25 @@
 // tandemadm: drbdadm's counterpart. Each command is a row of `commands`; this
-// file only reads the command line and dispatches. Configuration commands work
-// offline; commands that need tandemd arrive with it.
+// file only reads the command line and dispatches. Configuration and metadata
+// commands work offline; state commands go to tandemd over its control socket.
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { configJson, renderConfig, renderMetaDisk } from '../config/drbd-dump.js';
 import { defaultConfigFile, loadResolvedConfig } from '../config/drbd-load.js';
 import type { ResolvedConfig, ResolvedResource } from '../config/drbd-model.js';
-import { localHost } from '../config/drbd-resolve.js';
+import { localHost, optionValue } from '../config/drbd-resolve.js';
+import { callDaemon, DaemonUnreachableError } from '../daemon/control-client.js';
+import type { ControlCommand } from '../daemon/control-protocol.js';
+import { type NodeStatus, renderStatus } from '../daemon/status.js';
 import { CliError, exitCodes, printWarnings, runMain } from './errors.js';
+import { createMd, dumpMd, type MdContext } from './md-commands.js';
 
 interface Context {
   readonly config: ResolvedConfig;
   readonly node: string;
+  readonly runDir: string;
   readonly json: boolean;
+  readonly force: boolean;
   /** The resources named on the command line (`all` or none: every one). */
   readonly resources: readonly ResolvedResource[];
   readonly out: (text: string) => void;
@@ -24,10 +31,186 @@ interface Command {
   readonly describe: string;
   /** Whether an omitted resource means all (drbdadm: only for dump and sh-resources). */
   readonly resourceOptional: boolean;
-  readonly run: (ctx: Context) => number;
+  readonly run: (ctx: Context) => number | Promise<number>;
+}
+
+/** Sends `cmd` for each resource to tandemd; the first refusal ends the command, as drbdadm's does. */
+async function daemonCommand(ctx: Context, cmd: ControlCommand): Promise<number> {
+  const socket = join(ctx.runDir, 'tandemd.sock');
+  for (const r of ctx.resources) {
+    let res: Awaited<ReturnType<typeof callDaemon>>;
+    try {
+      res = await callDaemon(socket, cmd, r.name, ctx.force);
+    } catch (e) {
+      if (e instanceof DaemonUnreachableError) {
+        throw new CliError(
+          `${e.message}: start it with 'tandemd -c FILE --node ${ctx.node} --run-dir ${ctx.runDir}'`,
+          exitCodes.execError,
+        );
+      }
+      throw e;
+    }
+    if (!res.ok) {
+      const code =
+        res.error.code === 'STATE_CHANGE_FAILED'
+          ? exitCodes.stateChangeFailed
+          : res.error.code === 'UNKNOWN_RESOURCE'
+            ? exitCodes.usage
+            : exitCodes.execError;
+      throw new CliError(res.error.message, code);
+    }
+  }
+  return exitCodes.ok;
+}
+
+async function daemonStatus(ctx: Context): Promise<NodeStatus> {
+  const socket = join(ctx.runDir, 'tandemd.sock');
+  const want =
+    ctx.resources.length === ctx.config.resources.length ? 'all' : (ctx.resources[0]?.name ?? 'all');
+  let res: Awaited<ReturnType<typeof callDaemon>>;
+  try {
+    res = await callDaemon(socket, 'status', want);
+  } catch (e) {
+    if (e instanceof DaemonUnreachableError) throw new CliError(e.message, exitCodes.execError);
+    throw e;
+  }
+  if (!res.ok)
+    throw new CliError(
+      res.error.message,
+      res.error.code === 'UNKNOWN_RESOURCE' ? exitCodes.usage : exitCodes.execError,
+    );
+  return res.result as NodeStatus;
+}
+
+function mdContext(ctx: Context, r: ResolvedResource): MdContext {
+  const al = optionValue(r, 'disk', 'al-extents');
+  return {
+    force: ctx.force,
+    alSlots: typeof al === 'number' ? al : undefined,
+    nodeId: localHost(r, ctx.node).nodeId,
+    out: ctx.out,
+    err: (t) => process.stderr.write(t),
+  };
+}
+
+/** create-md and dump-md work on the disk directly: refuse while tandemd has it attached. */
+async function requireDetached(ctx: Context, r: ResolvedResource, what: string): Promise<void> {
+  let res: Awaited<ReturnType<typeof callDaemon>>;
+  try {
+    res = await callDaemon(join(ctx.runDir, 'tandemd.sock'), 'status', r.name, false, 10_000);
+  } catch {
+    return;
+  }
+  if (!res.ok) return;
+  const st = (res.result as NodeStatus).resources[0];
+  if (st?.volumes.some((v) => v.disk !== 'Diskless')) {
+    throw new CliError(
+      `${r.name}: the disk is attached (${st.volumes.map((v) => v.disk).join(', ')}); ${what} refused: run 'tandemadm down ${r.name}' first`,
+      exitCodes.execError,
+    );
+  }
 }
 
 const commands: readonly Command[] = [
+  {
+    name: 'create-md',
+    args: 'RES|all',
+    describe: "write fresh tandem metadata on this node's backing disk(s) (asks; --force to skip)",
+    resourceOptional: false,
+    run: async (ctx) => {
+      for (const r of ctx.resources) {
+        await requireDetached(ctx, r, 'create-md');
+        for (const v of localHost(r, ctx.node).volumes) await createMd(v, r.name, mdContext(ctx, r));
+      }
+      return exitCodes.ok;
+    },
+  },
+  {
+    name: 'dump-md',
+    args: 'RES',
+    describe: 'print the metadata in readable text (--json for JSON)',
+    resourceOptional: false,
+    run: async (ctx) => {
+      const all: unknown[] = [];
+      for (const r of ctx.resources) {
+        await requireDetached(ctx, r, 'dump-md');
+        for (const v of localHost(r, ctx.node).volumes)
+          all.push({
+            resource: r.name,
+            volume: v.number,
+            ...((await dumpMd(v, ctx.json, mdContext(ctx, r))) as object),
+          });
+      }
+      if (ctx.json) ctx.out(`${JSON.stringify(all, null, 2)}\n`);
+      return exitCodes.ok;
+    },
+  },
+  ...(['up', 'down', 'attach', 'detach', 'secondary'] as const).map(
+    (name): Command => ({
+      name,
+      args: 'RES|all',
+      describe: {
+        up: 'attach the disk(s) and bring the resource up (tandemd must run)',
+        down: 'demote, detach and take the resource down',
+        attach: 'attach the backing disk(s)',
+        detach: 'detach the backing disk(s)',
+        secondary: 'demote to Secondary (refused while the device is mounted or open)',
+      }[name],
+      resourceOptional: false,
+      run: (ctx) => daemonCommand(ctx, name),
+    }),
+  ),
+  {
+    name: 'primary',
+    args: '[--force] RES|all',
+    describe: 'promote to Primary; --force makes Inconsistent data the reference (initial sync)',
+    resourceOptional: false,
+    run: (ctx) => daemonCommand(ctx, 'primary'),
+  },
+  {
+    name: 'role',
+    args: 'RES|all',
+    describe: 'print local/peer role, e.g. Primary/Unknown',
+    resourceOptional: false,
+    run: async (ctx) => {
+      const st = await daemonStatus(ctx);
+      ctx.out(st.resources.map((r) => `${r.role}/${r.peerRole}\n`).join(''));
+      return exitCodes.ok;
+    },
+  },
+  {
+    name: 'dstate',
+    args: 'RES|all',
+    describe: 'print local/peer disk state of each volume, e.g. UpToDate/DUnknown',
+    resourceOptional: false,
+    run: async (ctx) => {
+      const st = await daemonStatus(ctx);
+      ctx.out(st.resources.flatMap((r) => r.volumes.map((v) => `${v.disk}/${v.peerDisk}\n`)).join(''));
+      return exitCodes.ok;
+    },
+  },
+  {
+    name: 'cstate',
+    args: 'RES|all',
+    describe: 'print the connection state, e.g. StandAlone',
+    resourceOptional: false,
+    run: async (ctx) => {
+      const st = await daemonStatus(ctx);
+      ctx.out(st.resources.map((r) => `${r.connection}\n`).join(''));
+      return exitCodes.ok;
+    },
+  },
+  {
+    name: 'status',
+    args: '[--json] [RES|all]',
+    describe: 'print roles, disk and connection states (drbdadm status)',
+    resourceOptional: true,
+    run: async (ctx) => {
+      const st = await daemonStatus(ctx);
+      ctx.out(ctx.json ? `${JSON.stringify(st, null, 2)}\n` : renderStatus(st.resources));
+      return exitCodes.ok;
+    },
+  },
   {
     name: 'dump',
     args: '[RES|all]',
@@ -126,14 +309,16 @@ function usage(): string {
     "      --node NAME          this node's name in 'on' sections (default TANDEM_NODE, else uname -n)",
     '      --run-dir DIR        sockets and state of this node (default TANDEM_RUN_DIR, else /run/tandem)',
     '      --json               JSON output where a command has it',
+    '      --force              primary: promote Inconsistent data; create-md: overwrite without asking',
     '  -q, --quiet              do not print configuration warnings',
     '  -h, --help               show this help',
     '',
-    'Exit codes: 0 done, 1 usage or unknown resource, 10 invalid configuration, 20 cannot read or execute.',
+    'Exit codes: 0 done, 1 usage or unknown resource, 10 invalid configuration, 11 state change refused,',
+    '            20 cannot read, execute or reach tandemd.',
   ].join('\n');
 }
 
-function main(argv: readonly string[]): number {
+async function main(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...argv],
     allowPositionals: true,
@@ -142,6 +327,7 @@ function main(argv: readonly string[]): number {
       node: { type: 'string' },
       'run-dir': { type: 'string' },
       json: { type: 'boolean', default: false },
+      force: { type: 'boolean', default: false },
       quiet: { type: 'boolean', short: 'q', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -187,15 +373,17 @@ function main(argv: readonly string[]): number {
   return command.run({
     config,
     node,
+    runDir: values['run-dir'] || process.env['TANDEM_RUN_DIR'] || '/run/tandem',
     json: values.json === true,
+    force: values.force === true,
     resources,
     out: (t) => process.stdout.write(t),
   });
 }
 
-await runMain('tandemadm', () => {
+await runMain('tandemadm', async () => {
   try {
-    return main(process.argv.slice(2));
+    return await main(process.argv.slice(2));
   } catch (e) {
     // parseArgs reports unknown options as TypeError with a code.
     if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) throw new CliError((e as Error).message);

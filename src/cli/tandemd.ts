@@ -1,51 +1,96 @@
-// tandemd: the node daemon. For now it reads and checks this node's part of
-// the configuration and says plainly that it cannot serve yet: the data path
-// (metadata, backing disk, NBD export, replication) is the next milestone.
+// tandemd: the node daemon's command line. Foreground by default (systemd,
+// tests); --daemon detaches once the control socket answers.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultConfigFile, loadResolvedConfig } from '../config/drbd-load.js';
-import { assertRunnable, localHost } from '../config/drbd-resolve.js';
+import { Daemon } from '../daemon/daemon.js';
+import { createLogger, type LogLevel } from '../util/log.js';
 import { CliError, exitCodes, printWarnings, runMain } from './errors.js';
 
-const usage = `usage: tandemd [-c FILE] [--node NAME] [--run-dir DIR]
+export const defaultRunDir = '/run/tandem';
 
-  -c, --config FILE   DRBD configuration (default ${defaultConfigFile}, or TANDEM_CONFIG)
-      --node NAME     this node's name in 'on' sections (default TANDEM_NODE, else uname -n)
-      --run-dir DIR   sockets and state (default TANDEM_RUN_DIR, else /run/tandem)
-  -h, --help          show this help`;
+const usage = `usage: tandemd [-c FILE] [--node NAME] [--run-dir DIR] [--daemon] [--log-level LEVEL] [--log-file FILE]
 
-await runMain('tandemd', () => {
-  let values: { config?: string; node?: string; 'run-dir'?: string; help?: boolean };
+  -c, --config FILE    DRBD configuration (default ${defaultConfigFile}, or TANDEM_CONFIG)
+      --node NAME      this node's name in 'on' sections (default TANDEM_NODE, else uname -n)
+      --run-dir DIR    PID file, control socket and NBD sockets (default TANDEM_RUN_DIR, else ${defaultRunDir})
+      --daemon         detach into the background once ready
+      --log-level L    debug, info (default), warn or error
+      --log-file FILE  append the log here instead of stderr
+      --no-kernel-device  serve NBD sockets only; make no /dev device
+  -h, --help           show this help`;
+
+await runMain('tandemd', async () => {
+  let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
       options: {
         config: { type: 'string', short: 'c' },
         node: { type: 'string' },
         'run-dir': { type: 'string' },
+        daemon: { type: 'boolean' },
+        'log-level': { type: 'string' },
+        'log-file': { type: 'string' },
+        'no-kernel-device': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-  if (values.help) {
+  if (values['help']) {
     process.stdout.write(`${usage}\n`);
     return exitCodes.ok;
   }
-  const file = values.config || process.env['TANDEM_CONFIG'] || defaultConfigFile;
-  const node = values.node || process.env['TANDEM_NODE'] || hostname();
+  const level = (values['log-level'] as string | undefined) ?? 'info';
+  if (!['debug', 'info', 'warn', 'error'].includes(level))
+    throw new CliError(`--log-level: expected debug, info, warn or error, got '${level}'`);
+  const file = (values['config'] as string | undefined) || process.env['TANDEM_CONFIG'] || defaultConfigFile;
+  const node = (values['node'] as string | undefined) || process.env['TANDEM_NODE'] || hostname();
+  const runDir = (values['run-dir'] as string | undefined) || process.env['TANDEM_RUN_DIR'] || defaultRunDir;
   const config = loadResolvedConfig(file);
   printWarnings(config.warnings, false);
-  const mine = config.resources.filter((r) => r.hosts.some((h) => h.names.includes(node)));
-  for (const r of mine) {
-    assertRunnable(r);
-    localHost(r, node);
+
+  if (values['daemon']) {
+    const args = process.argv.slice(2).filter((a) => a !== '--daemon');
+    const child = spawn(process.execPath, [process.argv[1] as string, ...args], {
+      detached: true,
+      stdio: 'ignore',
+    });
+    child.unref();
+    const sock = join(runDir, 'tandemd.sock');
+    for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!existsSync(sock)) throw new CliError('tandemd did not come up (see its log)', exitCodes.execError);
+    return exitCodes.ok;
   }
-  process.stderr.write(
-    `tandemd: ${file} is valid for node '${node}' (${mine.length} resource(s): ${mine.map((r) => r.name).join(', ') || 'none'})\n`,
-  );
-  throw new CliError(
-    'serving resources is not implemented yet (metadata, NBD export and replication come next)',
-    exitCodes.execError,
-  );
+
+  const log = createLogger({
+    program: 'tandemd',
+    level: level as LogLevel,
+    file: values['log-file'] as string | undefined,
+  });
+  const daemon = new Daemon({
+    config,
+    node,
+    runDir,
+    log,
+    kernelDevices: values['no-kernel-device'] !== true,
+  });
+  try {
+    await daemon.start();
+  } catch (e) {
+    throw new CliError((e as Error).message, exitCodes.execError);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log.log('info', `${sig}: shutting down`);
+      void daemon.stop().then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return exitCodes.ok;
 });

@@ -16,7 +16,8 @@ export interface NbdServerOptions extends SessionEvents {
 export class NbdServer {
   private readonly exports = new Map<string, NbdExport>();
   private readonly servers: Server[] = [];
-  private readonly sockets = new Set<Socket>();
+  /** Open connections, with the tag of the listener they came in on. */
+  private readonly sockets = new Map<Socket, string>();
   private readonly options: NbdServerOptions;
 
   constructor(options: NbdServerOptions = {}) {
@@ -31,17 +32,26 @@ export class NbdServer {
     this.exports.delete(name);
   }
 
-  get clientCount(): number {
-    return this.sockets.size;
+  /** Connections open now; with a tag, only those that came in on that listener. */
+  clientCount(tag?: string): number {
+    if (tag === undefined) return this.sockets.size;
+    let n = 0;
+    for (const t of this.sockets.values()) if (t === tag) n++;
+    return n;
   }
 
-  private accept(socket: Socket): void {
+  /** Closes the connections of one listener (the kernel device's, after it is removed). */
+  disconnect(tag: string): void {
+    for (const [s, t] of this.sockets) if (t === tag) s.destroy();
+  }
+
+  private accept(socket: Socket, tag: string): void {
     if (this.sockets.size >= clientsMax) {
       this.options.log?.('warn', `nbd: refusing a client: ${clientsMax} already connected`);
       socket.destroy();
       return;
     }
-    this.sockets.add(socket);
+    this.sockets.set(socket, tag);
     socket.on('close', () => this.sockets.delete(socket));
     new NbdSession(
       socket,
@@ -51,9 +61,9 @@ export class NbdServer {
     );
   }
 
-  async listenUnix(path: string): Promise<void> {
+  async listenUnix(path: string, tag = 'unix'): Promise<void> {
     rmSync(path, { force: true });
-    const server = createServer((s) => this.accept(s));
+    const server = createServer((s) => this.accept(s, tag));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(path, () => resolve());
@@ -63,8 +73,8 @@ export class NbdServer {
   }
 
   /** Listens on TCP; resolves to the port (useful with port 0). */
-  async listenTcp(host: string, port: number): Promise<number> {
-    const server = createServer((s) => this.accept(s));
+  async listenTcp(host: string, port: number, tag = 'tcp'): Promise<number> {
+    const server = createServer((s) => this.accept(s, tag));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());
@@ -75,7 +85,7 @@ export class NbdServer {
   }
 
   async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets.keys()) s.destroy();
     await Promise.all(this.servers.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
     this.servers.length = 0;
   }

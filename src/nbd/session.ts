@@ -78,6 +78,7 @@ export class NbdSession {
   private export: NbdExport | undefined;
   private inFlight = 0;
   private disconnecting = false;
+  private corked = false;
   readonly peer: string;
 
   constructor(
@@ -453,27 +454,35 @@ export class NbdSession {
     }
   }
 
+  /**
+   * Replies completed in the same turn of the event loop go out in one writev:
+   * the socket is corked at the first and uncorked on the next tick.
+   */
+  private send(b: Buffer): void {
+    const s = this.socket;
+    if (!this.corked) {
+      this.corked = true;
+      s.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        s.uncork();
+      });
+    }
+    s.write(b);
+  }
+
   private reply(req: Request, error: number, data?: Buffer): void {
     if (this.socket.destroyed) return;
-    const s = this.socket;
     if (req.type === Cmd.READ && this.structured) {
-      if (error) s.write(encodeStructuredError(req.cookie, error, ''));
+      if (error) this.send(encodeStructuredError(req.cookie, error, ''));
       else {
-        s.cork();
-        s.write(encodeStructuredReadHeader(req.cookie, req.offset, req.length));
-        s.write(data as Buffer);
-        s.uncork();
+        this.send(encodeStructuredReadHeader(req.cookie, req.offset, req.length));
+        this.send(data as Buffer);
       }
       return;
     }
-    if (data && !error) {
-      s.cork();
-      s.write(encodeSimpleReply(req.cookie, 0));
-      s.write(data);
-      s.uncork();
-      return;
-    }
-    s.write(encodeSimpleReply(req.cookie, error));
+    this.send(encodeSimpleReply(req.cookie, error));
+    if (data && !error) this.send(data);
   }
 
   private maybeFinishDisconnect(): void {

@@ -1,0 +1,86 @@
+// Benchmark: one tandem node (protocol C, no peer) against `nbdkit file` on the
+// same backing file, through fio's nbd engine. Prints IOPS, MB/s, p50/p99
+// latency and the ratio to nbdkit. Usage: npm run bench -- [--seconds N]
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { sh, systemTestSkipReason, TandemNode } from '../test/helpers/tandem-node.js';
+import { type FioResult, fio, fmt, standardJobs, startNbdkit, stopChild, table } from './lib.js';
+
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' } } });
+const seconds = Number(values.seconds);
+const diskBytes = 1024 * 1024 * 1024;
+const ioBytes = 512 * 1024 * 1024;
+
+const skip = await systemTestSkipReason(['fio', 'nbdkit', 'fallocate']);
+if (skip) {
+  process.stderr.write(`bench: ${skip}\n`);
+  process.exit(1);
+}
+
+async function settle(): Promise<void> {
+  await sh('sync', []);
+  await sh('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
+}
+
+const node = await TandemNode.create({ diskBytes: 0 });
+try {
+  // Allocated, not sparse: both servers then write into existing blocks.
+  await sh('fallocate', ['-l', String(diskBytes), node.disk]);
+  const results = new Map<string, { nbdkit: FioResult; tandem: FioResult }>();
+  const must = async (p: Promise<{ code: number; err: string }>, what: string) => {
+    const r = await p;
+    if (r.code !== 0) throw new Error(`${what}: ${r.err}`);
+  };
+  await must(node.adm('create-md', '--force', 'r0'), 'create-md');
+  await node.start(['--no-kernel-device']);
+  await must(node.adm('up', 'r0'), 'up');
+  await must(node.adm('primary', '--force', 'r0'), 'primary');
+  const tandemUri = `nbd+unix:///r0?socket=${join(node.runDir, 'r0.nbd')}`;
+  // nbdkit serves the same file at the same time; fio stays in the first 512 MiB,
+  // far from tandem's metadata at the end.
+  const sock = join(node.dir, 'nbdkit.sock');
+  const kit = await startNbdkit(node.disk, sock);
+  try {
+    for (const job of standardJobs) {
+      // Each run starts from the same page cache: nothing dirty, nothing cached.
+      await settle();
+      const nbdkit = await fio(`nbd+unix:///?socket=${sock}`, job, seconds, ioBytes);
+      await settle();
+      const tandem = await fio(tandemUri, job, seconds, ioBytes);
+      results.set(job.name, { nbdkit, tandem });
+    }
+  } finally {
+    await stopChild(kit);
+  }
+
+  const rows = standardJobs.map((job) => {
+    const { nbdkit, tandem } = results.get(job.name) as { nbdkit: FioResult; tandem: FioResult };
+    return [
+      job.name,
+      fmt(nbdkit.iops),
+      fmt(tandem.iops),
+      fmt(tandem.iops / nbdkit.iops, 2),
+      fmt(nbdkit.mbps, 1),
+      fmt(tandem.mbps, 1),
+      `${fmt(nbdkit.p50us)}/${fmt(nbdkit.p99us)}`,
+      `${fmt(tandem.p50us)}/${fmt(tandem.p99us)}`,
+    ];
+  });
+  process.stdout.write(
+    `one node, ${seconds} s per job, 1 GiB allocated backing file, fio nbd engine over a unix socket\n\n${table(
+      [
+        'job',
+        'nbdkit IOPS',
+        'tandem IOPS',
+        'ratio',
+        'nbdkit MB/s',
+        'tandem MB/s',
+        'nbdkit p50/p99 us',
+        'tandem p50/p99 us',
+      ],
+      rows,
+    )}\n`,
+  );
+} finally {
+  await node.cleanup();
+}

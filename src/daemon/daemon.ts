@@ -1,0 +1,164 @@
+// tandemd: all resources of one node. Owns the run dir (PID file, control
+// socket, NBD sockets), answers tandemadm, and shuts down cleanly on SIGTERM.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ResolvedConfig, ResolvedResource } from '../config/drbd-model.js';
+import { assertRunnable, localHost, optionValue } from '../config/drbd-resolve.js';
+import { openVolume } from '../device/disk.js';
+import { Resource, StateChangeError } from '../device/resource.js';
+import type { VolumeOpener } from '../device/volume.js';
+import type { Logger } from '../util/log.js';
+import type { ControlRequest } from './control-protocol.js';
+import { ControlFailure, ControlServer } from './control-server.js';
+import { acquirePidFile } from './pidfile.js';
+import type { NodeStatus } from './status.js';
+
+export interface DaemonOptions {
+  readonly config: ResolvedConfig;
+  readonly node: string;
+  readonly runDir: string;
+  readonly log: Logger;
+  readonly kernelDevices?: boolean;
+  readonly opener?: VolumeOpener;
+}
+
+export class Daemon {
+  private readonly options: DaemonOptions;
+  private readonly resources = new Map<string, Resource>();
+  /** Resources of this node that tandem will not run, and why. */
+  private readonly refused = new Map<string, string>();
+  private control: ControlServer | undefined;
+  private releasePid: (() => void) | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(options: DaemonOptions) {
+    this.options = options;
+    for (const r of options.config.resources) {
+      if (!r.hosts.some((h) => h.names.includes(options.node))) continue;
+      try {
+        assertRunnable(r);
+      } catch (e) {
+        this.refused.set(r.name, (e as Error).message);
+        continue;
+      }
+      this.resources.set(r.name, this.makeResource(r));
+    }
+  }
+
+  private makeResource(r: ResolvedResource): Resource {
+    const alExtents = optionValue(r, 'disk', 'al-extents');
+    const opener: VolumeOpener =
+      this.options.opener ?? ((v) => openVolume(v, typeof alExtents === 'number' ? alExtents : undefined));
+    return new Resource(r, localHost(r, this.options.node), {
+      runDir: this.options.runDir,
+      log: this.options.log,
+      opener,
+      kernelDevices: this.options.kernelDevices ?? true,
+    });
+  }
+
+  get controlSocket(): string {
+    return join(this.options.runDir, 'tandemd.sock');
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.options.runDir, { recursive: true, mode: 0o700 });
+    this.releasePid = acquirePidFile(join(this.options.runDir, 'tandemd.pid'));
+    try {
+      for (const r of this.resources.values()) await r.cleanupStale();
+      this.control = new ControlServer(
+        (req) => this.handle(req),
+        (e) => this.options.log.log('error', `control request failed: ${(e as Error).stack ?? e}`),
+      );
+      await this.control.listen(this.controlSocket);
+    } catch (e) {
+      this.releasePid();
+      throw e;
+    }
+    this.options.log.log(
+      'info',
+      `started for node ${this.options.node}: ${[...this.resources.keys()].join(', ') || 'no resources'}`,
+    );
+  }
+
+  private select(name: string): Resource[] {
+    if (name === 'all') return [...this.resources.values()];
+    const r = this.resources.get(name);
+    if (r) return [r];
+    const why = this.refused.get(name);
+    throw new ControlFailure({
+      code: 'UNKNOWN_RESOURCE',
+      message:
+        why ??
+        `'${name}' is not a resource of node '${this.options.node}' (known: ${[...this.resources.keys()].join(', ') || 'none'})`,
+    });
+  }
+
+  private async handle(req: ControlRequest): Promise<unknown> {
+    if (req.cmd === 'ping') return { pid: process.pid };
+    if (req.cmd === 'status') return this.status(req.resource);
+    const targets = this.select(req.resource);
+    for (const r of targets) {
+      try {
+        switch (req.cmd) {
+          case 'up':
+            await r.bringUp();
+            break;
+          case 'down':
+            await r.down();
+            break;
+          case 'attach':
+            await r.attach();
+            break;
+          case 'detach':
+            await r.detach();
+            break;
+          case 'primary':
+            await r.primary(req.force);
+            break;
+          case 'secondary':
+            await r.secondary();
+            break;
+          case 'connect':
+          case 'disconnect':
+            throw new ControlFailure({
+              code: 'BAD_REQUEST',
+              message: `${req.cmd}: replication is not implemented yet (the peer link is the next milestone)`,
+            });
+        }
+      } catch (e) {
+        if (e instanceof StateChangeError)
+          throw new ControlFailure({ code: 'STATE_CHANGE_FAILED', message: `${r.name}: ${e.message}` });
+        if (e instanceof ControlFailure) throw e;
+        // Disk and metadata errors: the operator's to act on, not a bug of ours.
+        throw new ControlFailure({ code: 'IO_ERROR', message: `${r.name}: ${(e as Error).message}` });
+      }
+    }
+    return null;
+  }
+
+  status(name = 'all'): NodeStatus {
+    return { node: this.options.node, pid: process.pid, resources: this.select(name).map((r) => r.status()) };
+  }
+
+  /** Clean shutdown: demote and detach what can be, close metadata cleanly. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.control?.close();
+      for (const r of this.resources.values()) {
+        try {
+          await r.down();
+        } catch (e) {
+          this.options.log.log(
+            'warn',
+            `shutdown: ${r.name}: ${(e as Error).message}; closing its metadata anyway`,
+          );
+          await r.forceClose();
+        }
+      }
+      this.releasePid?.();
+      this.options.log.log('info', 'stopped');
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,152 @@
+// Opens a volume's backing disk and metadata device as the configuration
+// says (internal, external flexible, external indexed), computes the layout,
+// and adapts the metadata store to what the device layer needs.
+import type { ResolvedVolume } from '../config/drbd-model.js';
+import { computeLayout, extentsOf, type MetaLayout } from '../meta/layout.js';
+import { MetaStore, newUuid } from '../meta/store.js';
+import { FileStorage } from '../storage/file.js';
+import type { BlockStorage } from '../storage/storage.js';
+import { StorageView } from '../storage/view.js';
+import type { MetaFlags, VolumeMeta } from './volume-meta.js';
+
+export interface OpenedDisk {
+  readonly layout: MetaLayout;
+  /** The device that holds the metadata (the backing disk itself when internal). */
+  readonly metaDevice: BlockStorage;
+  /** The application's data: [0, layout.dataBytes) of the backing disk. */
+  readonly data: BlockStorage;
+  close(): Promise<void>;
+}
+
+export interface OpenDiskOptions {
+  readonly direct?: boolean;
+}
+
+/** Opens backing disk (and external meta disk) of `v`; nothing is read or written yet. */
+export async function openDisk(v: ResolvedVolume, options: OpenDiskOptions = {}): Promise<OpenedDisk> {
+  if (v.disk === 'none') throw new Error(`volume ${v.number} is diskless ('disk none')`);
+  const backing = await FileStorage.open(v.disk, { direct: options.direct ?? false });
+  let metaDevice: BlockStorage | undefined;
+  let layout: MetaLayout;
+  try {
+    // Metadata through its own O_DSYNC descriptor, also when internal: a metadata
+    // write is then durable by itself, without writing back the data's dirty pages.
+    if (v.metaDisk.kind === 'internal') {
+      layout = computeLayout({ kind: 'internal', backingBytes: backing.sizeBytes });
+      metaDevice = await FileStorage.open(v.disk, { dsync: true });
+    } else {
+      metaDevice = await FileStorage.open(v.metaDisk.path, { dsync: true });
+      layout =
+        v.metaDisk.index === undefined
+          ? computeLayout({
+              kind: 'external-flexible',
+              backingBytes: backing.sizeBytes,
+              metaDeviceBytes: metaDevice.sizeBytes,
+            })
+          : computeLayout({
+              kind: 'external-indexed',
+              backingBytes: backing.sizeBytes,
+              metaDeviceBytes: metaDevice.sizeBytes,
+              index: v.metaDisk.index,
+            });
+    }
+  } catch (e) {
+    await backing.close();
+    await metaDevice?.close();
+    throw e;
+  }
+  const data = new StorageView(backing, 0, layout.dataBytes);
+  const meta = metaDevice;
+  return {
+    layout,
+    metaDevice: meta,
+    data,
+    async close() {
+      await backing.close();
+      await meta.close();
+    },
+  };
+}
+
+/** The metadata store as the device layer sees it. */
+export function volumeMeta(store: MetaStore, disk: OpenedDisk): VolumeMeta {
+  const flagsOf = (): MetaFlags => {
+    const f = store.superblock.flags;
+    return {
+      consistent: f.consistent,
+      wasUpToDate: f.wasUpToDate,
+      peerOutdated: f.peerOutdated,
+      primary: f.primaryIndicator,
+    };
+  };
+  return {
+    dataBytes: store.layout.dataBytes,
+    flags: flagsOf,
+    async setFlags(patch) {
+      const now = flagsOf();
+      const next = { ...now, ...patch };
+      if (
+        next.consistent === now.consistent &&
+        next.wasUpToDate === now.wasUpToDate &&
+        next.peerOutdated === now.peerOutdated &&
+        next.primary === now.primary
+      ) {
+        return;
+      }
+      await store.updateSuperblock({
+        flags: {
+          consistent: next.consistent,
+          wasUpToDate: next.wasUpToDate,
+          peerOutdated: next.peerOutdated,
+          primaryIndicator: next.primary,
+        },
+      });
+    },
+    async newCurrentUuid() {
+      const sb = store.superblock;
+      // DRBD _drbd_uuid_new_current: the old current becomes the bitmap UUID.
+      await store.updateSuperblock({
+        bitmapUuid: sb.bitmapUuid === 0n ? sb.currentUuid : sb.bitmapUuid,
+        currentUuid: newUuid(),
+      });
+    },
+    beginWrite(offset, length) {
+      return store.alBegin(extentsOf(offset, length));
+    },
+    endWrite(offset, length) {
+      for (const e of extentsOf(offset, length)) store.alComplete(e);
+    },
+    markOutOfSync(offset, length) {
+      store.markOutOfSync(offset, length);
+    },
+    requestFullSync: () => store.requestFullSync(),
+    outOfSyncBytes: () => store.bitmap.outOfSyncBytes(),
+    flush: () => store.flushBitmap(),
+    async close(clean) {
+      try {
+        if (clean) await store.close();
+      } finally {
+        await disk.close();
+      }
+    },
+  };
+}
+
+/** The opener tandemd uses: real files, metadata opened and recovered. */
+export async function openVolume(
+  v: ResolvedVolume,
+  alSlots: number | undefined,
+): Promise<{ data: BlockStorage; meta: VolumeMeta }> {
+  const disk = await openDisk(v);
+  try {
+    const store = await MetaStore.open(
+      disk.metaDevice,
+      disk.layout,
+      alSlots === undefined ? {} : { alSlots },
+    );
+    return { data: disk.data, meta: volumeMeta(store, disk) };
+  } catch (e) {
+    await disk.close();
+    throw e;
+  }
+}

@@ -1,0 +1,190 @@
+// One volume of a replicated resource on this node: its backing disk and
+// metadata, its disk state, and its block device as an NBD export. Only a
+// Primary serves I/O. Replication to the peer hooks in here (later issue).
+import type { ResolvedVolume } from '../config/drbd-model.js';
+import type { NbdExport } from '../nbd/export.js';
+import { type BlockStorage, StorageError } from '../storage/storage.js';
+import type { Logger } from '../util/log.js';
+import { type DiskState, diskStateOnAttach, type Role } from './state.js';
+import type { VolumeMeta } from './volume-meta.js';
+
+export interface VolumeHost {
+  readonly resourceName: string;
+  role(): Role;
+  /** `disk { on-io-error }`: what a failed disk I/O does. */
+  onIoError(): 'pass_on' | 'call-local-io-error' | 'detach';
+  fencing(): string;
+  log: Logger;
+}
+
+/** Opens the backing disk and its metadata; injected so tests can use memory or faulty storage. */
+export type VolumeOpener = (cfg: ResolvedVolume) => Promise<{ data: BlockStorage; meta: VolumeMeta }>;
+
+const zeroChunkBytes = 1024 * 1024;
+
+export class Volume implements NbdExport {
+  readonly cfg: ResolvedVolume;
+  readonly name: string;
+  private readonly host: VolumeHost;
+  private readonly opener: VolumeOpener;
+  private data: BlockStorage | undefined;
+  meta: VolumeMeta | undefined;
+  disk: DiskState = 'Diskless';
+  diskReason: string | undefined;
+  clients = 0;
+  private zeroes: Buffer | undefined;
+
+  constructor(host: VolumeHost, cfg: ResolvedVolume, opener: VolumeOpener) {
+    this.host = host;
+    this.cfg = cfg;
+    this.opener = opener;
+    // proto.md export names: the resource, and RES/N for volumes after the first.
+    this.name = cfg.number === 0 ? host.resourceName : `${host.resourceName}/${cfg.number}`;
+  }
+
+  get description(): string {
+    return `tandem ${this.name} (${this.cfg.device.path})`;
+  }
+
+  get sizeBytes(): number {
+    return this.meta?.dataBytes ?? 0;
+  }
+
+  readonly readOnly = false;
+
+  refusal(): string | undefined {
+    if (this.host.role() !== 'Primary') {
+      return `resource '${this.host.resourceName}' is ${this.host.role()}: only the Primary serves I/O (tandemadm primary ${this.host.resourceName})`;
+    }
+    if (!this.data)
+      return `resource '${this.host.resourceName}' volume ${this.cfg.number} has no disk (${this.disk})`;
+    return undefined;
+  }
+
+  clientOpened(): void {
+    this.clients++;
+  }
+
+  clientClosed(): void {
+    this.clients--;
+  }
+
+  async attach(): Promise<void> {
+    if (this.data) return;
+    this.disk = 'Attaching';
+    try {
+      const { data, meta } = await this.opener(this.cfg);
+      this.data = data;
+      this.meta = meta;
+      this.disk = diskStateOnAttach(meta.flags(), this.host.fencing());
+      this.diskReason = undefined;
+      this.host.log.log('info', `attached ${this.cfg.disk}: ${this.disk}, ${meta.dataBytes} bytes`, {
+        volume: this.cfg.number,
+      });
+    } catch (e) {
+      this.disk = 'Diskless';
+      this.diskReason = (e as Error).message;
+      throw e;
+    }
+  }
+
+  async detach(clean: boolean): Promise<void> {
+    const data = this.data;
+    const meta = this.meta;
+    this.data = undefined;
+    this.meta = undefined;
+    this.disk = 'Diskless';
+    try {
+      await meta?.close(clean);
+    } finally {
+      await data?.close();
+    }
+  }
+
+  /** The seed's `primary --force`: this copy becomes the reference, the peer's is to be overwritten. */
+  async forcePrimary(): Promise<void> {
+    const meta = this.meta as VolumeMeta;
+    await meta.newCurrentUuid();
+    await meta.requestFullSync();
+    await meta.setFlags({ consistent: true, wasUpToDate: true, primary: true });
+    this.disk = 'UpToDate';
+  }
+
+  async setPrimaryFlag(primary: boolean): Promise<void> {
+    await this.meta?.setFlags({ primary });
+  }
+
+  private storage(): BlockStorage {
+    const d = this.data;
+    if (!d) throw new StorageError('ECLOSED', `volume ${this.name} has no disk`, 0, 0);
+    return d;
+  }
+
+  /** on-io-error: `detach` gives up the disk (DRBD goes Diskless); `pass_on` only fails the request. */
+  private ioFailed(e: unknown): never {
+    if (e instanceof StorageError && e.code !== 'ECLOSED' && e.code !== 'EINVAL') {
+      const policy = this.host.onIoError();
+      this.host.log.log('error', `I/O error on ${this.cfg.disk}: ${e.message} (on-io-error ${policy})`, {
+        volume: this.cfg.number,
+      });
+      if (policy !== 'pass_on' && this.data) {
+        this.disk = 'Failed';
+        this.diskReason = `I/O error: ${e.message}`;
+        void this.detach(false).then(() => {
+          this.diskReason = `detached after an I/O error: ${e.message}`;
+        });
+      }
+    }
+    throw e;
+  }
+
+  async read(buf: Buffer, offset: number): Promise<void> {
+    try {
+      await this.storage().read(buf, offset);
+    } catch (e) {
+      this.ioFailed(e);
+    }
+  }
+
+  async write(buf: Buffer, offset: number, fua: boolean): Promise<void> {
+    const s = this.storage();
+    const meta = this.meta as VolumeMeta;
+    const al = meta.beginWrite(offset, buf.length);
+    if (al) await al;
+    // No peer has this write yet: it is out of sync until replicated.
+    meta.markOutOfSync(offset, buf.length);
+    try {
+      await s.write(buf, offset);
+      if (fua) await s.flush();
+    } catch (e) {
+      this.ioFailed(e);
+    } finally {
+      meta.endWrite(offset, buf.length);
+    }
+  }
+
+  async flush(): Promise<void> {
+    try {
+      await this.storage().flush();
+    } catch (e) {
+      this.ioFailed(e);
+    }
+  }
+
+  async trim(offset: number, length: number, fua: boolean): Promise<void> {
+    await this.writeZeroes(offset, length, fua);
+  }
+
+  async writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
+    this.zeroes ??= Buffer.alloc(zeroChunkBytes);
+    for (let done = 0; done < length; done += zeroChunkBytes) {
+      const n = Math.min(zeroChunkBytes, length - done);
+      await this.write(this.zeroes.subarray(0, n), offset + done, false);
+    }
+    if (fua) await this.flush();
+  }
+
+  outOfSyncBytes(): number {
+    return this.meta?.outOfSyncBytes() ?? 0;
+  }
+}
