@@ -105,6 +105,7 @@ describe('one node: the seed story on tandem', { skip }, () => {
         '--verify=crc32c',
         '--do_verify=1',
         '--verify_fatal=1',
+        '--verify_state_save=0',
       ]),
       'fio',
     );
