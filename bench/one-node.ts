@@ -25,7 +25,13 @@ async function settle(): Promise<void> {
 const node = await TandemNode.create({ diskBytes: 0 });
 try {
   // Allocated, not sparse: both servers then write into existing blocks.
-  await sh('fallocate', ['-l', String(diskBytes), node.disk]);
+  await sh('dd', [
+    'if=/dev/zero',
+    `of=${node.disk}`,
+    'bs=4M',
+    `count=${diskBytes / (4 * 1024 * 1024)}`,
+    'conv=fsync',
+  ]);
   const results = new Map<string, { nbdkit: FioResult; tandem: FioResult }>();
   const must = async (p: Promise<{ code: number; err: string }>, what: string) => {
     const r = await p;

@@ -11,7 +11,11 @@ export interface NbdExport {
   /** Why a client may not open the export now (a Secondary), or undefined. */
   refusal(): string | undefined;
   read(buf: Buffer, offset: number): Promise<void>;
-  /** With `fua`, the data is on stable storage when the promise resolves. */
+  /**
+   * With `fua`, the data is on stable storage when the promise resolves. `buf`
+   * belongs to the caller again once the promise settles (it is reused): keep a
+   * copy to use it later.
+   */
   write(buf: Buffer, offset: number, fua: boolean): Promise<void>;
   flush(): Promise<void>;
   trim(offset: number, length: number, fua: boolean): Promise<void>;

@@ -5,6 +5,7 @@
 // connection, never the server.
 import type { Socket } from 'node:net';
 import { StorageError } from '../storage/storage.js';
+import { ioBuffers } from '../util/buffer-pool.js';
 import {
   decodeInfoRequest,
   decodeOptionHeader,
@@ -138,8 +139,11 @@ export class NbdSession {
     if (this.buffered > bufferedBytesMax) this.socket.pause();
   }
 
-  /** Takes exactly n buffered bytes, or undefined if fewer are there. */
-  private take(n: number): Buffer | undefined {
+  /**
+   * Takes exactly n buffered bytes, or undefined if fewer are there. A payload
+   * that spans chunks is gathered into a pooled buffer (`pooled` is then true).
+   */
+  private take(n: number, pool = false): Buffer | undefined {
     if (this.buffered < n) return undefined;
     if (n === 0) return Buffer.alloc(0);
     this.buffered -= n;
@@ -152,7 +156,7 @@ export class NbdSession {
       this.chunks[0] = first.subarray(n);
       return first.subarray(0, n);
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = pool ? ioBuffers.acquire(n) : Buffer.allocUnsafe(n);
     let filled = 0;
     while (filled < n) {
       const c = this.chunks[0] as Buffer;
@@ -215,7 +219,7 @@ export class NbdSession {
           break;
         }
         case 'writeData': {
-          const data = this.take(p.req.length);
+          const data = this.take(p.req.length, true);
           if (!data) return;
           this.phase = { kind: 'request' };
           this.execute(p.req, data);
@@ -402,7 +406,7 @@ export class NbdSession {
     let readBuf: Buffer | undefined;
     switch (req.type) {
       case Cmd.READ:
-        readBuf = Buffer.allocUnsafe(req.length);
+        readBuf = ioBuffers.acquire(req.length);
         done = e.read(readBuf, req.offset);
         break;
       case Cmd.WRITE:
@@ -420,9 +424,17 @@ export class NbdSession {
       default:
         throw new Error(`unreachable command ${req.type}`);
     }
+    // The payload is the export's only until its promise settles (NbdExport.write).
     done.then(
-      () => this.complete(req, 0, readBuf),
-      (err: unknown) => this.complete(req, errnoOf(err), undefined, err),
+      () => {
+        if (payload) ioBuffers.release(payload);
+        this.complete(req, 0, readBuf);
+      },
+      (err: unknown) => {
+        if (payload) ioBuffers.release(payload);
+        if (readBuf) ioBuffers.release(readBuf);
+        this.complete(req, errnoOf(err), undefined, err);
+      },
     );
   }
 
@@ -458,7 +470,7 @@ export class NbdSession {
    * Replies completed in the same turn of the event loop go out in one writev:
    * the socket is corked at the first and uncorked on the next tick.
    */
-  private send(b: Buffer): void {
+  private send(b: Buffer, done?: () => void): void {
     const s = this.socket;
     if (!this.corked) {
       this.corked = true;
@@ -468,7 +480,7 @@ export class NbdSession {
         s.uncork();
       });
     }
-    s.write(b);
+    s.write(b, done);
   }
 
   private reply(req: Request, error: number, data?: Buffer): void {
@@ -477,12 +489,12 @@ export class NbdSession {
       if (error) this.send(encodeStructuredError(req.cookie, error, ''));
       else {
         this.send(encodeStructuredReadHeader(req.cookie, req.offset, req.length));
-        this.send(data as Buffer);
+        this.send(data as Buffer, () => ioBuffers.release(data as Buffer));
       }
       return;
     }
     this.send(encodeSimpleReply(req.cookie, error));
-    if (data && !error) this.send(data);
+    if (data && !error) this.send(data, () => ioBuffers.release(data));
   }
 
   private maybeFinishDisconnect(): void {
