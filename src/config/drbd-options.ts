@@ -1,6 +1,7 @@
 // The vocabulary of DRBD's option sections (disk, net, options, startup, handlers,
 // global) and how their values are read. The drbdsetup-backed part is generated
 // (drbd-options.generated.ts); what drbdadm alone knows is written here.
+import { isIPv4, isIPv6 } from 'node:net';
 import { generatedOptions } from './drbd-options.generated.js';
 import { ConfigError, type SourcePos } from './errors.js';
 
@@ -24,10 +25,12 @@ export interface GeneratedOption {
   readonly versions: readonly ('8.4' | '9')[];
 }
 
-export interface OptionSpec extends Omit<GeneratedOption, 'section' | 'sections' | 'type'> {
+export interface OptionSpec extends Omit<GeneratedOption, 'section' | 'sections' | 'type' | 'versions'> {
   readonly section: OptionSection;
   readonly sections: readonly OptionSection[];
-  readonly type: GeneratedOption['type'] | 'flag' | 'hosts';
+  readonly type: GeneratedOption['type'] | 'flag' | 'hosts' | 'address';
+  /** The DRBD versions that know it; 'tandem' for tandem's own extensions (drbdadm rejects those). */
+  readonly versions: readonly ('8.4' | '9' | 'tandem')[];
   /** tandem acts on it; otherwise it is parsed, kept, and warned about. */
   readonly implemented: boolean;
 }
@@ -61,6 +64,8 @@ const implemented = new Set([
   'size',
   'disk-flushes',
   'md-flushes',
+  // tandem's own
+  'nbd-address',
   // startup
   'wfc-timeout',
   'degr-wfc-timeout',
@@ -128,6 +133,8 @@ const handwritten: readonly Omit<OptionSpec, 'implemented'>[] = [
     type: 'hosts',
     versions: ['8.4', '9'],
   },
+  // tandem extension: also serve the resource's NBD export on TCP (off unless set).
+  { name: 'nbd-address', section: 'options', sections: ['options'], type: 'address', versions: ['tandem'] },
   {
     name: 'usage-count',
     section: 'global',
@@ -335,6 +342,19 @@ export function parseOptionValue(
     case 'string':
       if (text === '') throw new ConfigError('CONFIG_VALUE', `'${name}' needs a non-empty value`, arg.pos);
       return text;
+    case 'address': {
+      const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+      const host = m?.[1] ?? m?.[2] ?? '';
+      const port = Number(m?.[3]);
+      if (!m || !(m[1] ? isIPv6(host) : isIPv4(host)) || port < 1 || port > 65535) {
+        throw new ConfigError(
+          'CONFIG_VALUE',
+          `'${name}' expects ADDR:PORT (IPv6 as [ADDR]:PORT) but got '${text}'`,
+          arg.pos,
+        );
+      }
+      return text;
+    }
     case 'numeric': {
       if (spec.values?.includes(text)) return text;
       const unit = spec.unitPrefix ?? '1';
@@ -374,4 +394,11 @@ function describeUnit(prefix: '1' | 'k' | 's', unit: string): string {
 
 export function quoteList(items: readonly string[]): string {
   return items.map((s) => `'${s}'`).join(', ');
+}
+
+/** Splits an 'address'-typed option value (checked at parse time) into host and port. */
+export function splitHostPort(text: string): { host: string; port: number } {
+  const i = text.lastIndexOf(':');
+  const host = text.slice(0, i).replace(/^\[|\]$/g, '');
+  return { host, port: Number(text.slice(i + 1)) };
 }

@@ -30,6 +30,8 @@ export interface ResourceStatus {
   readonly peer: string;
   readonly protocol: 'A' | 'B' | 'C';
   readonly nbdSocket: string;
+  /** The TCP address of the NBD export (`options { nbd-address }`), or null. */
+  readonly nbdTcp: string | null;
   readonly nbdClients: number;
   readonly volumes: readonly VolumeStatus[];
 }

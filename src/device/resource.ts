@@ -4,6 +4,7 @@
 // connection state is StandAlone until then.
 import { join } from 'node:path';
 import type { ResolvedHost, ResolvedResource } from '../config/drbd-model.js';
+import { splitHostPort } from '../config/drbd-options.js';
 import { optionValue, peerHost } from '../config/drbd-resolve.js';
 import type { ResourceStatus } from '../daemon/status.js';
 import { type KernelDevice, KernelDeviceManager } from '../nbd/kernel.js';
@@ -100,6 +101,17 @@ export class Resource {
         for (const v of this.volumes) server.add(v);
         await server.listenUnix(this.socketPath, 'public');
         await server.listenUnix(this.kernelSocketPath, 'kernel');
+        const tcp = optionValue(this.cfg, 'options', 'nbd-address');
+        if (typeof tcp === 'string') {
+          const { host, port } = splitHostPort(tcp);
+          try {
+            await server.listenTcp(host, port, 'public');
+          } catch (e) {
+            await server.close();
+            throw new Error(`cannot serve NBD on ${tcp}: ${(e as Error).message}`);
+          }
+          this.log.log('info', `NBD export also on tcp ${tcp}`);
+        }
         this.nbd = server;
         this.up = true;
       }
@@ -255,6 +267,7 @@ export class Resource {
       peer: peer.names[0] ?? peer.address.host,
       protocol: this.cfg.protocol,
       nbdSocket: this.socketPath,
+      nbdTcp: (optionValue(this.cfg, 'options', 'nbd-address') as string | undefined) ?? null,
       nbdClients: this.nbd?.clientCount('public') ?? 0,
       volumes: this.volumes.map((v) => {
         const k = this.kernelDevices.get(v.cfg.number);

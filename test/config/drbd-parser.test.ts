@@ -274,3 +274,24 @@ test('a missing configuration file is a CONFIG_IO error naming it', () => {
       e instanceof ConfigError && e.code === 'CONFIG_IO' && /\/nonexistent\/tandem\.conf/.test(e.message),
   );
 });
+
+test("tandem's own nbd-address option: an address, checked, and never drbdadm's", () => {
+  const base = (
+    opt: string,
+  ) => `resource r { options { ${opt} } device minor 1; disk /dev/a; meta-disk internal;
+    on n1 { address 10.0.0.1:7001; } on n2 { address 10.0.0.2:7001; } }`;
+  const r = resolveConfig(parseDrbdConfig(base('nbd-address 127.0.0.1:10809;'), 't.res'))
+    .resources[0] as ResolvedResource;
+  assert.equal(option(r, 'options', 'nbd-address'), '127.0.0.1:10809');
+  assert.equal(r.sections.get('options')?.get('nbd-address')?.spec.versions[0], 'tandem');
+  const v6 = resolveConfig(parseDrbdConfig(base('nbd-address [::1]:10809;'), 't.res'))
+    .resources[0] as ResolvedResource;
+  assert.equal(option(v6, 'options', 'nbd-address'), '[::1]:10809');
+  for (const bad of ['localhost:10809', '127.0.0.1', '127.0.0.1:99999', '[::1:10809']) {
+    assert.throws(
+      () => parseDrbdConfig(base(`nbd-address ${bad};`), 't.res'),
+      (e: unknown) => e instanceof ConfigError && e.code === 'CONFIG_VALUE' && e.pos?.col === 36,
+      bad,
+    );
+  }
+});

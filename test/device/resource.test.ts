@@ -2,6 +2,7 @@
 // for role changes, and the write path's bookkeeping.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
@@ -28,9 +29,9 @@ const conf = `resource r0 {
 
 const backingBytes = 64 * 1024 * 1024;
 
-async function setup() {
+async function setup(text = conf) {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-res-'));
-  const r = resolveConfig(parseDrbdConfig(conf, 'test.res')).resources[0]!;
+  const r = resolveConfig(parseDrbdConfig(text, 'test.res')).resources[0]!;
   const disk = new MemoryStorage(backingBytes, 'mem');
   const layout = computeLayout({ kind: 'internal', backingBytes });
   await MetaStore.create(disk, layout);
@@ -128,6 +129,35 @@ test('commands on a resource that is not up are refused with a reason', async ()
   try {
     await assert.rejects(res.primary(true), /'r0' is not up/);
     await assert.rejects(res.attach(), /not up/);
+  } finally {
+    await cleanup();
+  }
+});
+
+test('with nbd-address the export is also served on TCP, and TCP clients count as users', async () => {
+  const port = await new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const { res, cleanup } = await setup(
+    conf.replace('disk { on-io-error detach; }', `options { nbd-address 127.0.0.1:${port}; }`),
+  );
+  try {
+    await res.bringUp();
+    await res.primary(true);
+    assert.equal(res.status().nbdTcp, `127.0.0.1:${port}`);
+    const c = await TestNbdClient.connectTcp('127.0.0.1', port);
+    await c.handshake();
+    await c.go('r0');
+    c.send(Cmd.READ, 0, 4096);
+    assert.equal((await c.reply(4096)).error, 0);
+    await assert.rejects(res.secondary(), refusedWith(-12));
+    c.close();
+    const deadline = Date.now() + 2000;
+    while (res.status().nbdClients > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await res.down();
   } finally {
     await cleanup();
   }

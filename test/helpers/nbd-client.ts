@@ -30,6 +30,15 @@ export class TestNbdClient {
     for (const f of w) f();
   }
 
+  static async connectTcp(host: string, port: number): Promise<TestNbdClient> {
+    const s = connect(port, host);
+    await new Promise<void>((resolve, reject) => {
+      s.once('connect', resolve);
+      s.once('error', reject);
+    });
+    return new TestNbdClient(s);
+  }
+
   static async connect(path: string): Promise<TestNbdClient> {
     const s = connect(path);
     await new Promise<void>((resolve, reject) => {
