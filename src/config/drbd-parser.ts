@@ -224,6 +224,7 @@ function readHost(st: Statement, floating: boolean, warn: Warn): HostDecl {
   let address: Address | undefined;
   if (floating) {
     address = parseAddress(st.args, kw);
+    warnFamily(address, warn);
     names = [
       address.family === 'ipv6' ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`,
     ];
@@ -254,6 +255,7 @@ function readHost(st: Statement, floating: boolean, warn: Warn): HostDecl {
         if (addressPos) throw duplicate(k, addressPos);
         addressPos = k.pos;
         address = parseAddress(s.args, k);
+        warnFamily(address, warn);
         break;
       case 'node-id': {
         noBlock(s);
@@ -289,6 +291,17 @@ function readHost(st: Statement, floating: boolean, warn: Warn): HostDecl {
     volumes: freezeVolumes(volumes),
     pos: st.args[0]?.pos ?? kw.pos,
   };
+}
+
+// DRBD can run over SDP (InfiniBand) and SuperSockets; tandem speaks TCP only.
+function warnFamily(a: Address, warn: Warn): void {
+  if (a.family === 'sdp' || a.family === 'ssocks') {
+    warn(
+      'NOT_IMPLEMENTED',
+      `address family '${a.family}' is not supported: tandem connects over TCP to ${a.host}:${a.port}`,
+      a.pos,
+    );
+  }
 }
 
 function readConnectionMesh(st: Statement, sections: MutableSections, warn: Warn): void {

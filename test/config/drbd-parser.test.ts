@@ -295,3 +295,16 @@ test("tandem's own nbd-address option: an address, checked, and never drbdadm's"
     );
   }
 });
+
+test('sdp and ssocks addresses parse, with a warning that tandem uses TCP', () => {
+  const cfg = parseDrbdConfig(
+    'resource r { device minor 1; disk /dev/a; meta-disk internal; on n1 { address sdp 10.0.0.1:7001; } on n2 { address ssocks 10.0.0.2:7001; } }',
+    't.res',
+  );
+  const w = cfg.warnings.filter((x) => x.code === 'NOT_IMPLEMENTED' && /address family/.test(x.message));
+  assert.deepEqual(
+    w.map((x) => x.message.match(/'(\w+)'/)?.[1]),
+    ['sdp', 'ssocks'],
+  );
+  assert.equal(resolveConfig(cfg).resources[0]?.hosts[0]?.address.family, 'sdp');
+});
