@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'node:test';
-import { bin, fixtures } from '../helpers/paths.js';
+import { bin, fixtures, repoRoot } from '../helpers/paths.js';
 
 function tandemadm(...args: string[]) {
   const r = spawnSync(process.execPath, [bin('tandemadm'), ...args], {
@@ -97,4 +97,11 @@ test('--help lists every command', () => {
   assert.equal(r.code, 0);
   for (const c of ['dump', 'sh-dev', 'sh-md-dev', 'sh-ip', 'sh-resources'])
     assert.match(r.out, new RegExp(`^  ${c} `, 'm'));
+});
+
+test("the README's first command: dump of the bundled example", () => {
+  const r = tandemadm('-c', join(repoRoot, 'examples/tandem.conf'), 'dump', 'all');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^resource example \{$/m);
+  assert.match(r.out, /address +ipv4 172\.25\.137\.7:7789;/);
 });
