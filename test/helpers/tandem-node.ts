@@ -88,6 +88,11 @@ export class TandemNode {
     );
   }
 
+  /** Points the configuration at another backing disk (a block device, say). */
+  useDisk(path: string): void {
+    writeFileSync(this.conf, readFileSync(this.conf, 'utf8').replace(`disk ${this.disk};`, `disk ${path};`));
+  }
+
   /** Makes the backing file `bytes` long (sparse). */
   async sizeDisk(bytes: number): Promise<void> {
     const r = await sh('truncate', ['-s', String(bytes), this.disk]);
@@ -169,7 +174,7 @@ export class TandemNode {
     // Loop devices over our FUSE files, then the FUSE mounts themselves.
     const loops = await sh('losetup', ['-a']);
     for (const line of loops.out.split('\n')) {
-      if (line.includes(this.runDir)) await sh('losetup', ['-d', line.split(':')[0] as string]);
+      if (line.includes(this.dir)) await sh('losetup', ['-d', line.split(':')[0] as string]);
     }
     const mounts = readFileSync('/proc/self/mounts', 'utf8');
     for (const line of mounts.split('\n')) {

@@ -3,7 +3,7 @@
 // device (nbdfuse + loop) with mkfs.ext4, mount and e2fsck, and SIGKILL.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { bin } from '../helpers/paths.js';
@@ -205,5 +205,49 @@ describe('one node: refusals', { skip }, () => {
     const r = await n.adm('up', 'r0');
     assert.equal(r.code, 20);
     assert.match(r.err, /tandemd is not running/);
+  });
+});
+
+describe('one node: a block device as the backing disk', { skip }, () => {
+  let n: TandemNode;
+  before(async () => {
+    n = await TandemNode.create({ diskBytes: 128 * 1024 * 1024 });
+  });
+  after(async () => {
+    await n?.cleanup();
+  });
+
+  test('a loop device: its size comes from the kernel, data goes through', async () => {
+    const loop = ok(await sh('losetup', ['--find', '--show', n.disk]), 'losetup').trim();
+    n.useDisk(loop);
+    ok(await n.adm('create-md', '--force', 'r0'), 'create-md');
+    const md = JSON.parse(ok(await n.adm('--json', 'dump-md', 'r0'), 'dump-md'));
+    assert.ok(
+      md[0].sizes.dataBytes > 127 * 1024 * 1024 && md[0].sizes.dataBytes < 128 * 1024 * 1024,
+      String(md[0].sizes.dataBytes),
+    );
+    await n.start(['--no-kernel-device']);
+    ok(await n.adm('up', 'r0'), 'up');
+    ok(await n.adm('primary', '--force', 'r0'), 'primary');
+    ok(
+      await sh('qemu-io', [
+        '-f',
+        'raw',
+        uri(n),
+        '-c',
+        'write -P 0x3c 1m 2m',
+        '-c',
+        'flush',
+        '-c',
+        'read -P 0x3c 1m 2m',
+      ]),
+      'qemu-io',
+    );
+    ok(await n.adm('down', 'r0'), 'down');
+    const raw = Buffer.alloc(4096);
+    const fd = openSync(loop, 'r');
+    readSync(fd, raw, 0, 4096, 1024 * 1024);
+    closeSync(fd);
+    assert.ok(raw.equals(Buffer.alloc(4096, 0x3c)), 'the data is on the block device at the same offset');
   });
 });
