@@ -82,6 +82,11 @@ export function volumeMeta(store: MetaStore, disk: OpenedDisk): VolumeMeta {
   return {
     dataBytes: store.layout.dataBytes,
     flags: flagsOf,
+    recovery: () => ({
+      cleanShutdown: store.recovery.cleanShutdown,
+      alExtents: store.recovery.alExtents.length,
+      alComplete: store.recovery.alComplete,
+    }),
     async setFlags(patch) {
       const now = flagsOf();
       const next = { ...now, ...patch };

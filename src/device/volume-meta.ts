@@ -13,6 +13,8 @@ export interface VolumeMeta {
   /** Bytes the application may use (the backing disk less internal metadata). */
   readonly dataBytes: number;
   flags(): MetaFlags;
+  /** What opening found: an orderly shutdown, or a crash whose activity log was replayed. */
+  recovery(): { readonly cleanShutdown: boolean; readonly alExtents: number; readonly alComplete: boolean };
   /** Writes the superblock crash-safely (alternate copies, flushed) with these flags changed. */
   setFlags(patch: Partial<MetaFlags>): Promise<void>;
   /** DRBD's new current UUID: a new data generation starts (on promotion with --force, on writes while alone). */

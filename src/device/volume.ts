@@ -81,6 +81,16 @@ export class Volume implements NbdExport {
       this.host.log.log('info', `attached ${this.cfg.disk}: ${this.disk}, ${meta.dataBytes} bytes`, {
         volume: this.cfg.number,
       });
+      const r = meta.recovery();
+      if (!r.cleanShutdown) {
+        this.host.log.log(
+          'warn',
+          r.alComplete
+            ? `not shut down cleanly: ${r.alExtents} activity-log extent(s) of 4 MiB marked out of sync`
+            : 'not shut down cleanly and the activity log was unreadable: everything marked out of sync',
+          { volume: this.cfg.number },
+        );
+      }
     } catch (e) {
       this.disk = 'Diskless';
       this.diskReason = (e as Error).message;

@@ -244,7 +244,8 @@ export class NbdSession {
   }
 
   private optionError(option: number, type: number, message: string): void {
-    this.log('info', `option ${option}: ${message}`);
+    // Clients probe optional features (meta contexts): an unsupported option is routine.
+    this.log(type === Rep.ERR_UNSUP ? 'debug' : 'info', `option ${option}: ${message}`);
     this.optionReply(option, type, Buffer.from(message, 'utf8'));
   }
 

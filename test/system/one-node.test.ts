@@ -144,6 +144,7 @@ describe('one node: the seed story on tandem', { skip }, () => {
     await sh('umount', ['-l', n.mnt]);
     await n.start();
     ok(await n.adm('up', 'r0'), 'up after crash');
+    assert.match(n.log(), /not shut down cleanly: \d+ activity-log extent\(s\) of 4 MiB marked out of sync/);
     assert.equal(ok(await n.adm('dstate', 'r0'), 'dstate'), 'UpToDate/DUnknown\n');
     ok(await n.adm('primary', 'r0'), 'primary after crash');
     ok(await sh('qemu-io', ['-f', 'raw', uri(n), '-c', 'read -P 0x77 250m 1m']), 'pattern after crash');
