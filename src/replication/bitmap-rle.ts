@@ -184,7 +184,10 @@ export function* encodeBitmapChunks(
     const limit = Math.min(bitCount - start, bitmapChunkBitsMax);
     const rle = rleChunk(bits, start, limit, budget);
     const plainBits = Math.min(limit, budget * 8);
-    const chunk = rle.bitCount >= plainBits ? rle : plainChunk(bits, start, plainBits);
+    // Run lengths where they cover more, or as much in fewer bytes (the last chunk).
+    const rleWins =
+      rle.bitCount > plainBits || (rle.bitCount === plainBits && rle.data.length <= Math.ceil(plainBits / 8));
+    const chunk = rleWins ? rle : plainChunk(bits, start, plainBits);
     yield chunk;
     start += chunk.bitCount;
   }

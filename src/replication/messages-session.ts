@@ -82,8 +82,9 @@ export const helloCodec: BodyCodec<Hello> = {
 };
 
 function nonEmpty(r: WireReader, field: string): string {
+  const at = r.position;
   const s = r.str(field);
-  if (s.length === 0) throw r.fail('REPL_BAD_FIELD', field, 'is empty');
+  if (s.length === 0) throw r.fail('REPL_BAD_FIELD', field, 'is empty', at);
   return s;
 }
 

@@ -45,6 +45,11 @@ export function codeOf(fn: () => unknown): string {
   return 'ok';
 }
 
+/** fc.record without null-prototype objects, which deepEqual would tell apart from decoded ones. */
+function rec<T>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }): fc.Arbitrary<T> {
+  return fc.record(model, { noNullPrototype: true });
+}
+
 const buffer = (min: number, max: number) =>
   fc.uint8Array({ minLength: min, maxLength: max }).map((u) => Buffer.from(u));
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
@@ -56,7 +61,7 @@ const flagsOf = (bits: Readonly<Record<string, number>>) =>
 const text = (maxBytes: number, minLength = 0) =>
   fc.string({ unit: 'binary', minLength, maxLength: 40 }).filter((s) => Buffer.byteLength(s) <= maxBytes);
 const alg = fc.stringMatching(/^[!-~]{0,63}$/);
-const range: fc.Arbitrary<ByteRange> = fc.record({
+const range: fc.Arbitrary<ByteRange> = rec({
   offset: fc.integer({ min: 0, max: 2 ** 50 }),
   length: fc.integer({ min: 1, max: ioBytesMax }),
 });
@@ -114,14 +119,12 @@ const resyncDataBody = fc
   .record({ offset: fc.integer({ min: 0, max: 2 ** 50 }), allZeroes: fc.boolean() })
   .chain(({ offset, allZeroes }) =>
     allZeroes
-      ? fc
-          .integer({ min: 1, max: ioBytesMax })
-          .map((length) => ({
-            offset,
-            length,
-            flags: resyncDataFlagBits.allZeroes,
-            payload: Buffer.alloc(0),
-          }))
+      ? fc.integer({ min: 1, max: ioBytesMax }).map((length) => ({
+          offset,
+          length,
+          flags: resyncDataFlagBits.allZeroes,
+          payload: Buffer.alloc(0),
+        }))
       : buffer(1, 600).map((payload) => ({ offset, length: payload.length, flags: 0, payload })),
   );
 
@@ -132,7 +135,7 @@ export const bodyArbs: { readonly [K in FrameKind]: fc.Arbitrary<Bodies[K]> } = 
   Hello: fc
     .record({ protocolMin: fc.integer({ min: 1, max: 0xffff }), span: fc.integer({ min: 0, max: 0xffff }) })
     .chain(({ protocolMin, span }) =>
-      fc.record({
+      rec({
         protocolMin: fc.constant(protocolMin),
         protocolMax: fc.constant(Math.min(0xffff, protocolMin + span)),
         features: fc.oneof(flagsOf(helloFeatureBits), u32),
@@ -142,13 +145,13 @@ export const bodyArbs: { readonly [K in FrameKind]: fc.Arbitrary<Bodies[K]> } = 
         authAlg: alg,
       }),
     ),
-  AuthChallenge: fc.record({ challenge: buffer(64, 128) }),
-  AuthResponse: fc.record({ response: buffer(16, 64) }),
-  AuthResult: fc.record({ result: fc.constantFrom(...authResults.all) }),
+  AuthChallenge: rec({ challenge: buffer(64, 128) }),
+  AuthResponse: rec({ response: buffer(16, 64) }),
+  AuthResult: rec({ result: fc.constantFrom(...authResults.all) }),
   Ping: fc.constant({}),
   PingAck: fc.constant({}),
-  Disconnect: fc.record({ reason: fc.constantFrom(...disconnectReasons.all), message: text(255) }),
-  ReportParams: fc.record({
+  Disconnect: rec({ reason: fc.constantFrom(...disconnectReasons.all), message: text(255) }),
+  ReportParams: rec({
     protocol: fc.constantFrom(...protocols.all),
     afterSb0pri: fc.constantFrom(...afterSb0priPolicies.all),
     afterSb1pri: fc.constantFrom(...afterSb1priPolicies.all),
@@ -159,7 +162,7 @@ export const bodyArbs: { readonly [K in FrameKind]: fc.Arbitrary<Bodies[K]> } = 
     csumsAlg: alg,
     verifyAlg: alg,
   }),
-  ReportUuids: fc.record({
+  ReportUuids: rec({
     current: u64n,
     bitmap: u64n,
     history: fc.tuple(u64n, u64n),
@@ -176,7 +179,7 @@ export const bodyArbs: { readonly [K in FrameKind]: fc.Arbitrary<Bodies[K]> } = 
       flags: flagsOf(sizeFlagBits),
     })
     .map(({ usableFraction, ...s }) => ({ ...s, usableBytes: Math.floor(s.backingBytes * usableFraction) })),
-  ReportState: fc.record({
+  ReportState: rec({
     role: fc.constantFrom(...roles.all),
     peerRole: fc.constantFrom(...roles.all),
     disk: fc.constantFrom(...diskStates.all),
@@ -184,22 +187,22 @@ export const bodyArbs: { readonly [K in FrameKind]: fc.Arbitrary<Bodies[K]> } = 
     conn: fc.constantFrom(...connStates.all),
     flags: flagsOf(stateFlagBits),
   }),
-  StateChangeRequest: fc.record({
+  StateChangeRequest: rec({
     txId: u32,
     phase: fc.constantFrom(...stateChangePhases.all),
     change: fc.constantFrom(...stateChanges.all),
     flags: flagsOf(stateChangeFlagBits),
   }),
-  StateChangeReply: fc.record({ txId: u32, result: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }) }),
+  StateChangeReply: rec({ txId: u32, result: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }) }),
   Bitmap: bitmapChunk,
   Data: dataBody,
   RecvAck: seqRange,
   WriteAck: seqRange,
   NegAck: seqRange.chain((r) => u32.map((error) => ({ ...r, error }))),
-  Barrier: fc.record({ epoch: u64 }),
-  BarrierAck: fc.record({ epoch: u64, writes: u32 }),
-  Flush: fc.record({ flushId: u64 }),
-  FlushAck: fc.record({ flushId: u64 }),
+  Barrier: rec({ epoch: u64 }),
+  BarrierAck: rec({ epoch: u64, writes: u32 }),
+  Flush: rec({ flushId: u64 }),
+  FlushAck: rec({ flushId: u64 }),
   OutOfSync: range,
   ResyncRequest: range,
   ResyncChecksumRequest: digestOfRange,
@@ -215,7 +218,7 @@ export const bodyArbs: { readonly [K in FrameKind]: fc.Arbitrary<Bodies[K]> } = 
 export function frameArbOf(kind: FrameKind): fc.Arbitrary<Frame> {
   const volume = frameTable[kind].scope === 'volume' ? fc.integer({ min: 0, max: 0xffff }) : fc.constant(0);
   const body: fc.Arbitrary<unknown> = bodyArbs[kind];
-  return fc.record({ kind: fc.constant(kind), volume, body }) as fc.Arbitrary<Frame>;
+  return rec({ kind: fc.constant(kind), volume, body }) as fc.Arbitrary<Frame>;
 }
 
 export const frameArb: fc.Arbitrary<Frame> = fc.oneof(...frameKinds.map(frameArbOf));
