@@ -130,19 +130,31 @@ export class Volume implements NbdExport {
     return d;
   }
 
-  /** on-io-error: `detach` gives up the disk (DRBD goes Diskless); `pass_on` only fails the request. */
-  private ioFailed(e: unknown): never {
+  /**
+   * on-io-error: `detach` gives up the disk (DRBD goes Diskless); `pass_on` only fails the request.
+   * A metadata error detaches whatever the policy: DRBD's __drbd_chk_io_error_ lets
+   * DRBD_META_IO_ERROR fall through from EP_PASS_ON to EP_DETACH.
+   */
+  private ioFailed(e: unknown, onMeta = false): never {
     if (e instanceof StorageError && e.code !== 'ECLOSED' && e.code !== 'EINVAL') {
-      const policy = this.host.onIoError();
-      this.host.log.log('error', `I/O error on ${this.cfg.disk}: ${e.message} (on-io-error ${policy})`, {
+      const policy = onMeta ? 'detach' : this.host.onIoError();
+      const kind = onMeta ? 'metadata I/O error' : 'I/O error';
+      this.host.log.log('error', `${kind} on ${this.cfg.disk}: ${e.message} (on-io-error ${policy})`, {
         volume: this.cfg.number,
       });
       if (policy !== 'pass_on' && this.data) {
         this.disk = 'Failed';
-        this.diskReason = `I/O error: ${e.message}`;
-        void this.detach(false).then(() => {
-          this.diskReason = `detached after an I/O error: ${e.message}`;
-        });
+        this.diskReason = `${kind}: ${e.message}`;
+        // Not awaited by the failed request: a rejection here must not become an unhandled one (a crash).
+        this.detach(false).then(
+          () => {
+            if (this.disk === 'Diskless') this.diskReason = `detached after the ${kind}: ${e.message}`;
+          },
+          (err: unknown) =>
+            this.host.log.log('error', `detach after the ${kind}: ${(err as Error).message}`, {
+              volume: this.cfg.number,
+            }),
+        );
       }
     }
     throw e;
@@ -160,7 +172,10 @@ export class Volume implements NbdExport {
     const s = this.storage();
     const meta = this.meta as VolumeMeta;
     const al = meta.beginWrite(offset, buf.length);
-    if (al) await al;
+    if (al) {
+      // A failed activity-log write leaves the store failed: every later write would fail too.
+      await al.catch((e: unknown) => this.ioFailed(e, true));
+    }
     // No peer has this write yet: it is out of sync until replicated.
     meta.markOutOfSync(offset, buf.length);
     try {
