@@ -232,7 +232,9 @@ function plainChunk(bits: Uint8Array, start: number, count: number): BitmapChunk
 
 /** A run of dirty bits, in absolute bit numbers. */
 export interface BitRun {
+  /** First dirty bit of the run. */
   readonly firstBit: number;
+  /** Dirty bits in the run, at least 1. */
   readonly bitCount: number;
 }
 

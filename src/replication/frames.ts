@@ -106,9 +106,11 @@ export type FrameKind = keyof Bodies;
 /** A decoded (or to-be-encoded) frame: its kind, volume and typed payload. */
 export type Frame = {
   [K in FrameKind]: {
+    /** Which frame this is (the frame table's key; its type number is on the wire). */
     readonly kind: K;
     /** Volume number within the resource; 0 on connection-wide frames. */
     readonly volume: number;
+    /** The typed payload. */
     readonly body: Bodies[K];
   };
 }[FrameKind];
@@ -121,11 +123,13 @@ export type FrameScope = 'connection' | 'volume';
 export interface FrameSpec<T> {
   /** The u16 type number on the wire; never reused for another meaning. */
   readonly type: number;
+  /** Connection-wide frames must carry volume 0. */
   readonly scope: FrameScope;
   /** Minor protocol version that introduced the type. */
   readonly since: number;
   /** Sent with the header's `optional` flag: an older peer may skip it. */
   readonly optional: boolean;
+  /** Payload bounds and encoder/decoder. */
   readonly codec: BodyCodec<T>;
 }
 

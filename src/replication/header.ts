@@ -113,7 +113,9 @@ export function writeHeader(buf: Buffer, at: number, h: FrameHeader): void {
 
 /** A range of protocol versions, as Hello carries it. */
 export interface VersionRange {
+  /** Lowest version spoken. */
   readonly min: number;
+  /** Highest version spoken, not below min. */
   readonly max: number;
 }
 

@@ -211,7 +211,7 @@ export class WireWriter {
   }
 
   u32(v: number): void {
-    this.pos = this.buf.writeUInt32BE(v >>> 0 === v ? v : checkU32(v), this.pos);
+    this.pos = this.buf.writeUInt32BE(v, this.pos);
   }
 
   i32(v: number): void {
@@ -260,10 +260,6 @@ export function strBytes(s: string): number {
   return 1 + Buffer.byteLength(s, 'utf8');
 }
 
-function checkU32(v: number): number {
-  assert.fail(`u32 out of range: ${v}`);
-}
-
 function hex(v: number): string {
   return (v >>> 0).toString(16);
 }
@@ -285,7 +281,9 @@ export interface BodyCodec<T> {
 
 /** A small enumeration on the wire: names in the code, fixed numbers on the wire, one table for both ways. */
 export interface WireCodes<N extends string> {
+  /** Name to wire number, for encoding. */
   readonly numbers: Readonly<Record<N, number>>;
+  /** Wire number to name, for decoding; a number not in it is REPL_BAD_FIELD. */
   readonly names: ReadonlyMap<number, N>;
   /** The names, in wire-number order (for tests and arbitraries). */
   readonly all: readonly N[];

@@ -2,6 +2,8 @@
 // field (header: magic "TNDP", format 1, flags, type, volume, reserved, payload length),
 // checked both ways. A change here is a wire-format change: it needs a protocol version.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import test from 'node:test';
 import {
   decodeFrame,
@@ -9,8 +11,10 @@ import {
   encodeFrameParts,
   type Frame,
   frameKinds,
+  frameTable,
 } from '../../src/replication/frames.js';
 import { frameHeaderBytes, headerFields } from '../../src/replication/header.js';
+import { repoRoot } from '../helpers/paths.js';
 
 interface Golden {
   readonly name: string;
@@ -383,3 +387,23 @@ for (const g of goldens) {
     assert.equal(Buffer.concat(encodeFrameParts(g.frame)).toString('hex'), hex);
   });
 }
+
+test('PROTOCOL.md lists every frame type with its number, scope and payload bounds', () => {
+  const text = readFileSync(join(repoRoot, 'src/replication/PROTOCOL.md'), 'utf8');
+  const rows = new Map<string, string[]>();
+  for (const line of text.split('\n')) {
+    const cells = line.split('|').map((c) => c.trim());
+    if (cells.length >= 6 && /^0x[0-9a-f]+$/.test(cells[2] ?? '')) rows.set(cells[1]!, cells);
+  }
+  const bound = (n: number) => (n >= 1024 * 1024 ? `32 MiB+${n - 32 * 1024 * 1024}` : String(n));
+  for (const kind of frameKinds) {
+    const spec = frameTable[kind];
+    const row = rows.get(kind);
+    assert.ok(row, `${kind} missing`);
+    assert.equal(Number(row[2]), spec.type, kind);
+    assert.equal(row[3], spec.scope === 'connection' ? 'C' : 'V', kind);
+    const { payloadBytesMin: min, payloadBytesMax: max } = spec.codec;
+    assert.equal(row[5], min === max ? String(min) : `${bound(min)}..${bound(max)}`, kind);
+  }
+  assert.equal(rows.size, frameKinds.length);
+});
