@@ -51,8 +51,10 @@ import {
   reportUuidsCodec,
   type StateChangeReply,
   type StateChangeRequest,
+  type SyncUuid,
   stateChangeReplyCodec,
   stateChangeRequestCodec,
+  syncUuidCodec,
 } from './messages-state.js';
 import {
   type DigestOfRange,
@@ -82,6 +84,7 @@ export interface Bodies {
   StateChangeRequest: StateChangeRequest;
   StateChangeReply: StateChangeReply;
   Bitmap: BitmapChunk;
+  SyncUuid: SyncUuid;
   Data: Data;
   RecvAck: SeqRange;
   WriteAck: SeqRange;
@@ -164,6 +167,7 @@ export const frameTable: FrameTable = {
   StateChangeRequest: c(0x14, stateChangeRequestCodec), // P_STATE_CHG_REQ / P_TWOPC_*
   StateChangeReply: c(0x15, stateChangeReplyCodec), // P_STATE_CHG_REPLY
   Bitmap: v(0x16, bitmapCodec), // P_BITMAP / P_COMPRESSED_BITMAP
+  SyncUuid: v(0x17, syncUuidCodec), // P_SYNC_UUID
   Data: v(0x20, dataCodec), // P_DATA, P_TRIM, P_ZEROES
   RecvAck: c(0x21, seqRangeCodec), // P_RECV_ACK
   WriteAck: c(0x22, seqRangeCodec), // P_WRITE_ACK

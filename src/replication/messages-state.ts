@@ -186,6 +186,28 @@ export const reportUuidsCodec: BodyCodec<ReportUuids> = {
   },
 };
 
+// ---------------------------------------------------------------- SyncUuid
+// Before a resync starts, the SyncSource gives the SyncTarget a fresh bitmap UUID to
+// adopt (DRBD: P_SYNC_UUID; the target waits for it in WFSyncUUID).
+//   0  u64  uuid
+
+export interface SyncUuid {
+  /** The UUID the SyncTarget takes as its current UUID for the resync. */
+  readonly uuid: bigint;
+}
+
+export const syncUuidCodec: BodyCodec<SyncUuid> = {
+  payloadBytesMin: 8,
+  payloadBytesMax: 8,
+  size: () => 8,
+  write: (m, w) => w.u64n(m.uuid),
+  read(r) {
+    const m = { uuid: r.u64n('uuid') };
+    r.finish();
+    return m;
+  },
+};
+
 // ---------------------------------------------------------------- ReportSizes
 // What each side can hold, so both agree on the device size (DRBD: P_SIZES).
 //   0  u64  backingBytes

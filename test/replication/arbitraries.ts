@@ -195,6 +195,7 @@ export const bodyArbs: { readonly [K in FrameKind]: fc.Arbitrary<Bodies[K]> } = 
   }),
   StateChangeReply: rec({ txId: u32, result: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }) }),
   Bitmap: bitmapChunk,
+  SyncUuid: rec({ uuid: u64n }),
   Data: dataBody,
   RecvAck: seqRange,
   WriteAck: seqRange,

@@ -223,6 +223,11 @@ const goldens: readonly Golden[] = [
     bytes: ['544e4450 01 00 0016 0004 0000 00000010', '0000000000000008', '0000000c', '00 00', 'ff 0f'],
   },
   {
+    name: 'SyncUuid',
+    frame: { kind: 'SyncUuid', volume: 1, body: { uuid: 0xfedcba9876543210n } },
+    bytes: ['544e4450 01 00 0017 0001 0000 00000008', 'fedcba9876543210'],
+  },
+  {
     name: 'Data (write)',
     frame: {
       kind: 'Data',
