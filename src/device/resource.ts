@@ -58,7 +58,7 @@ export class Resource {
       resourceName: cfg.name,
       role: () => this.roleNow,
       onIoError: () =>
-        (optionValue(this.cfg, 'disk', 'on-io-error') ?? 'pass_on') as
+        (optionValue(this.cfg, 'disk', 'on-io-error') ?? 'detach') as
           | 'pass_on'
           | 'call-local-io-error'
           | 'detach',

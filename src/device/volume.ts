@@ -99,6 +99,13 @@ export class Volume implements NbdExport {
   }
 
   async detach(clean: boolean): Promise<void> {
+    // New requests fail from here on; those under way finish on the disk first.
+    this.detaching = true;
+    try {
+      await this.drained();
+    } finally {
+      this.detaching = false;
+    }
     const data = this.data;
     const meta = this.meta;
     this.data = undefined;
@@ -126,7 +133,9 @@ export class Volume implements NbdExport {
 
   private storage(): BlockStorage {
     const d = this.data;
-    if (!d) throw new StorageError('ECLOSED', `volume ${this.name} has no disk`, 0, 0);
+    // DRBD with no local disk and no peer: the request fails with EIO.
+    if (!d || this.disk === 'Failed' || this.detaching)
+      throw new StorageError('EIO', `volume ${this.name} has no disk (${this.disk})`, 0, 0);
     return d;
   }
 
@@ -142,7 +151,20 @@ export class Volume implements NbdExport {
       this.host.log.log('error', `${kind} on ${this.cfg.disk}: ${e.message} (on-io-error ${policy})`, {
         volume: this.cfg.number,
       });
-      if (policy !== 'pass_on' && this.data) {
+      if (policy === 'pass_on' && this.data && this.disk === 'UpToDate') {
+        // DRBD 8.4 __drbd_chk_io_error_: with pass_on the error goes up and the
+        // disk can no longer be trusted to hold what was acknowledged: Inconsistent.
+        this.disk = 'Inconsistent';
+        this.diskReason = `${kind}: ${e.message}`;
+        this.meta
+          ?.setFlags({ consistent: false })
+          .catch((err: unknown) =>
+            this.host.log.log('error', `cannot record Inconsistent: ${(err as Error).message}`, {
+              volume: this.cfg.number,
+            }),
+          );
+      }
+      if (policy !== 'pass_on' && this.data && this.disk !== 'Failed') {
         this.disk = 'Failed';
         this.diskReason = `${kind}: ${e.message}`;
         // Not awaited by the failed request: a rejection here must not become an unhandled one (a crash).
@@ -160,15 +182,44 @@ export class Volume implements NbdExport {
     throw e;
   }
 
-  async read(buf: Buffer, offset: number): Promise<void> {
+  private detaching = false;
+  /** Disk requests under way; a detach waits for them before it closes the disk (DRBD stays Failed until then). */
+  private inflight = 0;
+  private drainedWaiters: (() => void)[] = [];
+
+  private async tracked<T>(op: () => Promise<T>): Promise<T> {
+    this.inflight++;
     try {
-      await this.storage().read(buf, offset);
-    } catch (e) {
-      this.ioFailed(e);
+      return await op();
+    } finally {
+      if (--this.inflight === 0) {
+        const w = this.drainedWaiters;
+        this.drainedWaiters = [];
+        for (const f of w) f();
+      }
     }
   }
 
-  async write(buf: Buffer, offset: number, fua: boolean): Promise<void> {
+  private drained(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((r) => this.drainedWaiters.push(r));
+  }
+
+  read(buf: Buffer, offset: number): Promise<void> {
+    return this.tracked(async () => {
+      try {
+        await this.storage().read(buf, offset);
+      } catch (e) {
+        this.ioFailed(e);
+      }
+    });
+  }
+
+  write(buf: Buffer, offset: number, fua: boolean): Promise<void> {
+    return this.tracked(() => this.writeNow(buf, offset, fua));
+  }
+
+  private async writeNow(buf: Buffer, offset: number, fua: boolean): Promise<void> {
     const s = this.storage();
     const meta = this.meta as VolumeMeta;
     const al = meta.beginWrite(offset, buf.length);
@@ -188,12 +239,14 @@ export class Volume implements NbdExport {
     }
   }
 
-  async flush(): Promise<void> {
-    try {
-      await this.storage().flush();
-    } catch (e) {
-      this.ioFailed(e);
-    }
+  flush(): Promise<void> {
+    return this.tracked(async () => {
+      try {
+        await this.storage().flush();
+      } catch (e) {
+        this.ioFailed(e);
+      }
+    });
   }
 
   async trim(offset: number, length: number, fua: boolean): Promise<void> {

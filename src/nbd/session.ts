@@ -80,6 +80,8 @@ export class NbdSession {
   private inFlight = 0;
   private disconnecting = false;
   private corked = false;
+  /** The export size announced in the handshake. */
+  private sizeBytes = 0;
   readonly peer: string;
 
   constructor(
@@ -356,6 +358,9 @@ export class NbdSession {
 
   private enterTransmission(e: NbdExport): void {
     this.export = e;
+    // Requests are checked against what the client was told, not the live size: an
+    // export that lost its disk answers EIO, not "out of range".
+    this.sizeBytes = e.sizeBytes;
     e.clientOpened();
     this.phase = { kind: 'request' };
     this.log('debug', `opened export '${e.name}'`);
@@ -369,10 +374,10 @@ export class NbdSession {
     if (req.flags & ~supportedFlags) error = NbdErrno.EINVAL;
     else if (req.type === Cmd.READ || isWrite) {
       if (req.length > requestBytesMax) error = isWrite ? NbdErrno.EOVERFLOW : NbdErrno.EINVAL;
-      else if (req.offset + req.length > e.sizeBytes) error = isWrite ? NbdErrno.ENOSPC : NbdErrno.EINVAL;
+      else if (req.offset + req.length > this.sizeBytes) error = isWrite ? NbdErrno.ENOSPC : NbdErrno.EINVAL;
       else if (isWrite && e.readOnly) error = NbdErrno.EPERM;
     } else if (req.type === Cmd.TRIM || req.type === Cmd.WRITE_ZEROES) {
-      if (req.offset + req.length > e.sizeBytes) error = NbdErrno.ENOSPC;
+      if (req.offset + req.length > this.sizeBytes) error = NbdErrno.ENOSPC;
       else if (e.readOnly) error = NbdErrno.EPERM;
       // FAST_ZERO: we cannot promise a zero faster than writing it.
       else if (req.type === Cmd.WRITE_ZEROES && req.flags & CmdFlag.FAST_ZERO) error = NbdErrno.ENOTSUP;

@@ -156,9 +156,7 @@ test('detach: a data write error fails that request with EIO, the disk goes Disk
   }
 });
 
-test('detach: later I/O on a connection opened before fails with EIO (DRBD on-no-data-accessible io-error)', {
-  todo: 'the volume size drops to 0 on detach, so the NBD session refuses reads with EINVAL and writes with ENOSPC',
-}, async () => {
+test('detach: later I/O on a connection opened before fails with EIO (DRBD on-no-data-accessible io-error)', async () => {
   const t = await setup('disk { on-io-error detach; }');
   try {
     const c = await t.connect();
@@ -292,9 +290,7 @@ test('pass_on: the request fails with EIO, the disk is kept, and I/O works again
   }
 });
 
-test('pass_on: a failed data write makes an UpToDate disk Inconsistent (DRBD 8.4 __drbd_chk_io_error_)', {
-  todo: 'tandem keeps the disk UpToDate; see the report on volume.ts ioFailed',
-}, async () => {
+test('pass_on: a failed data write makes an UpToDate disk Inconsistent (DRBD 8.4 __drbd_chk_io_error_)', async () => {
   const t = await setup('disk { on-io-error pass_on; }');
   try {
     const c = await t.connect();
@@ -307,9 +303,7 @@ test('pass_on: a failed data write makes an UpToDate disk Inconsistent (DRBD 8.4
   }
 });
 
-test('on-io-error unset is detach, DRBD 8.4 and 9 default (drbd_limits.h DRBD_ON_IO_ERROR_DEF EP_DETACH)', {
-  todo: 'src/device/resource.ts defaults to pass_on, the DRBD 8.3 default',
-}, async () => {
+test('on-io-error unset is detach, DRBD 8.4 and 9 default (drbd_limits.h DRBD_ON_IO_ERROR_DEF EP_DETACH)', async () => {
   const t = await setup('');
   try {
     const c = await t.connect();
