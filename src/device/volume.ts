@@ -156,13 +156,11 @@ export class Volume implements NbdExport {
         // disk can no longer be trusted to hold what was acknowledged: Inconsistent.
         this.disk = 'Inconsistent';
         this.diskReason = `${kind}: ${e.message}`;
-        this.meta
-          ?.setFlags({ consistent: false })
-          .catch((err: unknown) =>
-            this.host.log.log('error', `cannot record Inconsistent: ${(err as Error).message}`, {
-              volume: this.cfg.number,
-            }),
-          );
+        this.meta?.setFlags({ consistent: false }).catch((err: unknown) =>
+          this.host.log.log('error', `cannot record Inconsistent: ${(err as Error).message}`, {
+            volume: this.cfg.number,
+          }),
+        );
       }
       if (policy !== 'pass_on' && this.data && this.disk !== 'Failed') {
         this.disk = 'Failed';
