@@ -6,6 +6,13 @@ const classMinBytes = 4096;
 
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
+  /**
+   * The memory handed out by acquire() and not yet returned. release() takes back
+   * only these: a socket chunk also starts at offset 0 of a power-of-two
+   * ArrayBuffer, and pooling one while other requests still use its bytes
+   * corrupted acknowledged writes (found in review, test/nbd/session.test.ts).
+   */
+  private readonly given = new WeakSet<ArrayBufferLike>();
   private freeBytes = 0;
   private readonly bytesMax: number;
 
@@ -26,15 +33,19 @@ export class BufferPool {
     const whole = list?.pop();
     if (whole) {
       this.freeBytes -= size;
+      this.given.add(whole.buffer);
       return whole.subarray(0, n);
     }
-    return Buffer.allocUnsafeSlow(size).subarray(0, n);
+    const fresh = Buffer.allocUnsafeSlow(size);
+    this.given.add(fresh.buffer);
+    return fresh.subarray(0, n);
   }
 
   /** Returns a buffer that acquire() gave out; anything else is ignored. */
   release(b: Buffer): void {
+    if (!this.given.has(b.buffer)) return;
+    this.given.delete(b.buffer);
     const size = b.buffer.byteLength;
-    if (b.byteOffset !== 0 || size < classMinBytes || (size & (size - 1)) !== 0) return;
     if (this.freeBytes + size > this.bytesMax) return;
     let list = this.free.get(size);
     if (!list) {

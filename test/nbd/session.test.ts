@@ -202,3 +202,46 @@ test('DISC closes after outstanding replies; every client is accounted for', asy
   while (exp.clients !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   assert.equal(exp.clients, 0);
 });
+
+// Review finding: a WRITE whose payload began a socket chunk released that chunk
+// to the buffer pool while the rest of it (the next request) was still unparsed;
+// another client's READ then reused the memory and the next WRITE stored its data.
+test('a WRITE payload that starts a socket chunk is never recycled under the next request', async () => {
+  const hdr = (type: number, off: number, len: number, cookie: number) => {
+    const b = Buffer.alloc(28);
+    b.writeUInt32BE(0x25609513, 0);
+    b.writeUInt16BE(type, 6);
+    b.writeBigUInt64BE(BigInt(cookie), 8);
+    b.writeBigUInt64BE(BigInt(off), 16);
+    b.writeUInt32BE(len, 24);
+    return b;
+  };
+  await storage.write(Buffer.alloc(65536, 0xee), 0);
+  const c1 = await open();
+  const c2 = await open();
+  const a = 1 << 20;
+  const b = 2 << 20;
+  c1.write(hdr(Cmd.WRITE, a, 4096, 101));
+  await new Promise((r) => setTimeout(r, 100));
+  // A's payload, B's header and most of B's payload: one 64 KiB read on the server.
+  c1.write(
+    Buffer.concat([
+      Buffer.alloc(4096, 0x11),
+      hdr(Cmd.WRITE, b, 65536, 102),
+      Buffer.alloc(65536 - 4096 - 28, 0x22),
+    ]),
+  );
+  assert.equal((await c1.reply()).error, 0);
+  c2.send(Cmd.READ, 0, 65536);
+  assert.equal((await c2.reply(65536)).error, 0);
+  c1.write(Buffer.alloc(4096 + 28, 0x22));
+  assert.equal((await c1.reply()).error, 0);
+  c1.send(Cmd.READ, b, 65536);
+  const back = await c1.reply(65536);
+  assert.ok(
+    back.data.every((x) => x === 0x22),
+    'WRITE B reads back as written',
+  );
+  c1.close();
+  c2.close();
+});

@@ -110,6 +110,27 @@ describe('one node: the seed story on tandem', { skip }, () => {
       'fio',
     );
     assert.match(out, /err= 0/);
+    // Several connections with small, unaligned requests (the review's corruption case).
+    const multi = ok(
+      await sh('fio', [
+        '--name=multi',
+        '--ioengine=nbd',
+        `--uri=${uri(n)}`,
+        '--numjobs=4',
+        '--rw=randrw',
+        '--bsrange=512-60k',
+        '--size=16m',
+        '--offset_increment=16m',
+        '--offset=128m',
+        '--iodepth=8',
+        '--verify=crc32c',
+        '--do_verify=1',
+        '--verify_fatal=1',
+        '--verify_state_save=0',
+      ]),
+      'fio multi',
+    );
+    assert.doesNotMatch(multi, /verify: bad|err= [1-9]/);
   });
 
   test('mkfs.ext4 on the device path, mount, write, umount, e2fsck clean; demotion refused while mounted', async () => {
