@@ -39,6 +39,8 @@ export class Resource {
   private readonly options: ResourceOptions;
   readonly volumes: Volume[];
   private roleNow: Role = 'Secondary';
+  /** Set while `secondary`/`down` demotes: the export already refuses. */
+  private demoting = false;
   private conn: ConnState = 'StandAlone';
   private up = false;
   private nbd: NbdServer | undefined;
@@ -57,6 +59,7 @@ export class Resource {
     const host = {
       resourceName: cfg.name,
       role: () => this.roleNow,
+      serving: () => this.roleNow === 'Primary' && !this.demoting,
       onIoError: () =>
         (optionValue(this.cfg, 'disk', 'on-io-error') ?? 'detach') as
           | 'pass_on'
@@ -162,36 +165,49 @@ export class Resource {
 
   private async demote(): Promise<void> {
     if (this.roleNow !== 'Primary') return;
-    for (const [, d] of this.kernelDevices) {
-      const busy = await this.kernel.inUse(d);
-      if (busy) throw new StateChangeError(refusals.deviceInUse, busy);
+    // From here no new client may open the export, and no request is served,
+    // even while the checks and the kernel device's removal are awaited.
+    this.demoting = true;
+    try {
+      for (const [, d] of this.kernelDevices) {
+        const busy = await this.kernel.inUse(d);
+        if (busy) throw new StateChangeError(refusals.deviceInUse, busy);
+      }
+      const external = this.nbd?.clientCount('public') ?? 0;
+      if (external > 0) {
+        throw new StateChangeError(
+          refusals.deviceInUse,
+          `${external} NBD client(s) connected to ${this.socketPath}`,
+        );
+      }
+      await this.removeKernelDevices();
+      this.nbd?.disconnect('kernel');
+      for (const v of this.volumes) {
+        await v
+          .flushDisk()
+          .catch((e: unknown) => this.log.log('error', `flush on demotion: ${(e as Error).message}`));
+        await v.setPrimaryFlag(false);
+      }
+      this.roleNow = 'Secondary';
+      this.log.log('info', 'role Secondary');
+    } finally {
+      this.demoting = false;
     }
-    const external = this.nbd?.clientCount('public') ?? 0;
-    if (external > 0) {
-      throw new StateChangeError(
-        refusals.deviceInUse,
-        `${external} NBD client(s) connected to ${this.socketPath}`,
-      );
-    }
-    await this.removeKernelDevices();
-    this.nbd?.disconnect('kernel');
-    for (const v of this.volumes) {
-      await v.flush().catch(() => {});
-      await v.setPrimaryFlag(false);
-    }
-    this.roleNow = 'Secondary';
-    this.log.log('info', 'role Secondary');
   }
 
   down(): Promise<void> {
     return this.serial(async () => {
       if (!this.up) return;
       await this.demote();
-      await this.nbd?.close();
-      this.nbd = undefined;
-      for (const v of this.volumes) await v.detach(true);
-      this.up = false;
-      this.conn = 'StandAlone';
+      try {
+        await this.nbd?.close();
+        for (const v of this.volumes) await v.detach(true);
+      } finally {
+        // Whatever failed above, the next `up` starts from nothing.
+        this.nbd = undefined;
+        this.up = false;
+        this.conn = 'StandAlone';
+      }
       this.log.log('info', 'down');
     });
   }
@@ -201,7 +217,7 @@ export class Resource {
     await this.nbd?.close();
     this.nbd = undefined;
     for (const v of this.volumes) {
-      await v.flush().catch(() => {});
+      await v.flushDisk().catch(() => {});
       await v.detach(true).catch(() => {});
     }
     this.up = false;

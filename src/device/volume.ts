@@ -11,6 +11,8 @@ import type { VolumeMeta } from './volume-meta.js';
 export interface VolumeHost {
   readonly resourceName: string;
   role(): Role;
+  /** Primary and not being demoted: only then are requests served. */
+  serving(): boolean;
   /** `disk { on-io-error }`: what a failed disk I/O does. */
   onIoError(): 'pass_on' | 'call-local-io-error' | 'detach';
   fencing(): string;
@@ -21,6 +23,14 @@ export interface VolumeHost {
 export type VolumeOpener = (cfg: ResolvedVolume) => Promise<{ data: BlockStorage; meta: VolumeMeta }>;
 
 const zeroChunkBytes = 1024 * 1024;
+
+const nbdEPERM = 1;
+const nbdEIO = 5;
+
+/** A request refused before it reaches the disk; the NBD session answers with `nbdErrno`. */
+function requestRefused(message: string, nbdErrno: number): Error {
+  return Object.assign(new Error(message), { nbdErrno });
+}
 
 export class Volume implements NbdExport {
   readonly cfg: ResolvedVolume;
@@ -53,7 +63,7 @@ export class Volume implements NbdExport {
   readonly readOnly = false;
 
   refusal(): string | undefined {
-    if (this.host.role() !== 'Primary') {
+    if (!this.host.serving()) {
       return `resource '${this.host.resourceName}' is ${this.host.role()}: only the Primary serves I/O (tandemadm primary ${this.host.resourceName})`;
     }
     if (!this.data)
@@ -131,11 +141,15 @@ export class Volume implements NbdExport {
     await this.meta?.setFlags({ primary });
   }
 
+  /** The disk for a client request; refuses when not serving or without a disk. */
   private storage(): BlockStorage {
+    // A connection opened while Primary must not write once the node is (being made) Secondary.
+    if (!this.host.serving()) throw requestRefused(`resource is ${this.host.role()}`, nbdEPERM);
     const d = this.data;
-    // DRBD with no local disk and no peer: the request fails with EIO.
+    // DRBD with no local disk and no peer: the request fails with EIO. Not a
+    // StorageError: it is no fault of the disk, and on-io-error must not act on it.
     if (!d || this.disk === 'Failed' || this.detaching)
-      throw new StorageError('EIO', `volume ${this.name} has no disk (${this.disk})`, 0, 0);
+      throw requestRefused(`volume ${this.name} has no disk (${this.disk})`, nbdEIO);
     return d;
   }
 
@@ -235,6 +249,11 @@ export class Volume implements NbdExport {
     } finally {
       meta.endWrite(offset, buf.length);
     }
+  }
+
+  /** Flushes the disk for tandem itself (demotion, shutdown): no role check. */
+  async flushDisk(): Promise<void> {
+    await this.data?.flush();
   }
 
   flush(): Promise<void> {

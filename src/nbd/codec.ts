@@ -210,3 +210,14 @@ export function encodeStructuredError(cookie: bigint, error: number, message: st
   msg.copy(b, 26);
   return b;
 }
+
+/** A structured NONE chunk with DONE: a reply without data (a zero-length read). */
+export function encodeStructuredNone(cookie: bigint): Buffer {
+  const b = Buffer.alloc(structuredReplyHeaderBytes);
+  b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, 0);
+  b.writeUInt16BE(REPLY_FLAG_DONE, 4);
+  b.writeUInt16BE(ReplyType.NONE, 6);
+  b.writeBigUInt64BE(cookie, 8);
+  b.writeUInt32BE(0, 16);
+  return b;
+}

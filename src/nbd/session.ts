@@ -19,6 +19,7 @@ import {
   encodeServerEntry,
   encodeSimpleReply,
   encodeStructuredError,
+  encodeStructuredNone,
   encodeStructuredReadHeader,
   NbdProtocolError,
   type Request,
@@ -63,7 +64,20 @@ type Phase =
   | { kind: 'drain'; remaining: number; req: Request; error: number }
   | { kind: 'closed' };
 
-const supportedFlags = CmdFlag.FUA | CmdFlag.NO_HOLE | CmdFlag.FAST_ZERO | CmdFlag.DF;
+/**
+ * The command flags each command may carry (proto.md: others are EINVAL). FUA
+ * "is valid for all commands" once SEND_FUA is negotiated (ignored where moot).
+ */
+function flagsAllowed(type: number, structured: boolean): number {
+  switch (type) {
+    case Cmd.READ:
+      return CmdFlag.FUA | (structured ? CmdFlag.DF : 0);
+    case Cmd.WRITE_ZEROES:
+      return CmdFlag.FUA | CmdFlag.NO_HOLE | CmdFlag.FAST_ZERO;
+    default:
+      return CmdFlag.FUA;
+  }
+}
 
 export class NbdSession {
   private readonly socket: Socket;
@@ -371,13 +385,14 @@ export class NbdSession {
     const isWrite = req.type === Cmd.WRITE;
     // Validate; a WRITE carries its payload even when it is refused.
     let error = 0;
-    if (req.flags & ~supportedFlags) error = NbdErrno.EINVAL;
+    if (req.flags & ~flagsAllowed(req.type, this.structured)) error = NbdErrno.EINVAL;
     else if (req.type === Cmd.READ || isWrite) {
-      if (req.length > requestBytesMax) error = isWrite ? NbdErrno.EOVERFLOW : NbdErrno.EINVAL;
+      // proto.md: EOVERFLOW only for DF reads; a request over the maximum block size is EINVAL.
+      if (req.length > requestBytesMax) error = NbdErrno.EINVAL;
       else if (req.offset + req.length > this.sizeBytes) error = isWrite ? NbdErrno.ENOSPC : NbdErrno.EINVAL;
       else if (isWrite && e.readOnly) error = NbdErrno.EPERM;
     } else if (req.type === Cmd.TRIM || req.type === Cmd.WRITE_ZEROES) {
-      if (req.offset + req.length > this.sizeBytes) error = NbdErrno.ENOSPC;
+      if (req.offset + req.length > this.sizeBytes) error = NbdErrno.EINVAL;
       else if (e.readOnly) error = NbdErrno.EPERM;
       // FAST_ZERO: we cannot promise a zero faster than writing it.
       else if (req.type === Cmd.WRITE_ZEROES && req.flags & CmdFlag.FAST_ZERO) error = NbdErrno.ENOTSUP;
@@ -390,7 +405,7 @@ export class NbdSession {
     } else if (req.type !== Cmd.FLUSH) error = NbdErrno.EINVAL;
 
     if (isWrite && (error || req.length > requestBytesMax)) {
-      this.phase = { kind: 'drain', remaining: req.length, req, error: error || NbdErrno.EOVERFLOW };
+      this.phase = { kind: 'drain', remaining: req.length, req, error: error || NbdErrno.EINVAL };
       return;
     }
     if (error) {
@@ -493,6 +508,8 @@ export class NbdSession {
     if (this.socket.destroyed) return;
     if (req.type === Cmd.READ && this.structured) {
       if (error) this.send(encodeStructuredError(req.cookie, error, ''));
+      // An OFFSET_DATA chunk must carry at least one byte: a zero-length read is answered with NONE.
+      else if (req.length === 0) this.send(encodeStructuredNone(req.cookie));
       else {
         this.send(encodeStructuredReadHeader(req.cookie, req.offset, req.length));
         this.send(data as Buffer, () => ioBuffers.release(data as Buffer));

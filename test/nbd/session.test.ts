@@ -130,7 +130,13 @@ test('out-of-range and invalid requests get an errno and the stream stays framed
   c.send(Cmd.WRITE_ZEROES, 0, 4096, CmdFlag.FAST_ZERO);
   assert.equal((await c.reply()).error, NbdErrno.ENOTSUP);
   c.send(Cmd.TRIM, sizeBytes, 4096);
-  assert.equal((await c.reply()).error, NbdErrno.ENOSPC);
+  assert.equal((await c.reply()).error, NbdErrno.EINVAL);
+  c.send(Cmd.READ, 0, 512, CmdFlag.DF);
+  assert.equal((await c.reply()).error, NbdErrno.EINVAL, 'DF without structured replies');
+  c.send(Cmd.READ, 0, 512, CmdFlag.FUA);
+  assert.equal((await c.reply(512)).error, 0, 'FUA is valid on every command');
+  c.send(Cmd.WRITE, 0, 512, CmdFlag.FAST_ZERO, Buffer.alloc(512));
+  assert.equal((await c.reply()).error, NbdErrno.EINVAL, 'FAST_ZERO on a WRITE');
   c.send(Cmd.WRITE_ZEROES, 8192, 4096, CmdFlag.NO_HOLE);
   assert.equal((await c.reply()).error, 0);
   c.send(Cmd.READ, 8192, 4096);
@@ -138,11 +144,11 @@ test('out-of-range and invalid requests get an errno and the stream stays framed
   c.close();
 });
 
-test('a WRITE larger than the request limit is drained and refused with EOVERFLOW', async () => {
+test('a WRITE larger than the request limit is drained and refused with EINVAL', async () => {
   const c = await open();
   const big = 33 * 1024 * 1024;
   c.send(Cmd.WRITE, 0, big, 0, Buffer.alloc(big));
-  assert.equal((await c.reply()).error, NbdErrno.EOVERFLOW);
+  assert.equal((await c.reply()).error, NbdErrno.EINVAL);
   c.send(Cmd.READ, 0, 512);
   assert.equal((await c.reply(512)).error, 0);
   c.close();
