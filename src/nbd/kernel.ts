@@ -7,6 +7,7 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
@@ -163,7 +164,7 @@ export class KernelDeviceManager {
     writeFileSync(stateFile(o), JSON.stringify(s));
   }
 
-  /** Whether the kernel device is mounted or held open (by a filesystem, LVM, ...). */
+  /** Whether the kernel device is mounted, held (by a filesystem, LVM, ...) or open in any process. */
   async inUse(d: KernelDevice): Promise<string | undefined> {
     if (!d.blockDevice) return undefined;
     const name = d.blockDevice.replace('/dev/', '');
@@ -173,11 +174,14 @@ export class KernelDeviceManager {
       if (src === d.blockDevice || src === d.devicePath) return `${d.devicePath} is mounted on ${dir}`;
     }
     try {
-      const holders = await run('ls', [`/sys/block/${name}/holders`]);
-      if (holders.stdout.trim()) return `${d.devicePath} is held by ${holders.stdout.trim()}`;
+      const holders = readdirSync(`/sys/block/${name}/holders`);
+      if (holders.length > 0) return `${d.devicePath} is held by ${holders.join(', ')}`;
     } catch {
       // no holders directory: nothing holds it
     }
+    // A VM, a database or dd on the raw device: find it as fuser(1) does.
+    const openers = processesWithOpen(d.blockDevice);
+    if (openers.length > 0) return `${d.devicePath} is open in ${openers.slice(0, 5).join(', ')}`;
     return undefined;
   }
 
@@ -256,4 +260,34 @@ function readComm(pid: number): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** 'comm[pid]' of every process with `device` open (scans /proc/PID/fd like fuser). */
+function processesWithOpen(device: string): string[] {
+  const found: string[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return found;
+  }
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === device) {
+          found.push(`${readComm(Number(pid)) ?? '?'}[${pid}]`);
+          break;
+        }
+      } catch {
+        // the fd closed meanwhile
+      }
+    }
+  }
+  return found;
 }

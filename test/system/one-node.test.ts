@@ -2,6 +2,7 @@
 // commands, real NBD clients (nbdinfo, qemu-io, nbdcopy, fio), the kernel
 // device (nbdfuse + loop) with mkfs.ext4, mount and e2fsck, and SIGKILL.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -144,6 +145,17 @@ describe('one node: the seed story on tandem', { skip }, () => {
     assert.match(refused.err, /\(-12\) Device is held open by someone: .* is mounted on/);
     ok(await sh('umount', [n.mnt]), 'umount');
     ok(await sh('e2fsck', ['-fn', n.device]), 'e2fsck');
+    // Open but not mounted (a VM or a database on the raw device): also refused.
+    const holder = spawn('sh', ['-c', `exec 3<>${n.device}; exec sleep 30`], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const held = await n.adm('secondary', 'r0');
+      assert.equal(held.code, 11);
+      assert.match(held.err, /\(-12\) Device is held open by someone: .* is open in sleep\[\d+\]/);
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    }
     ok(await n.adm('secondary', 'r0'), 'secondary');
     assert.equal(ok(await n.adm('role', 'r0'), 'role'), 'Secondary/Unknown\n');
     const nbd = await sh('nbdinfo', [uri(n)]);
