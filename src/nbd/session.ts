@@ -45,6 +45,13 @@ import {
 
 /** Requests executing at once per connection; past it the socket stops being read. */
 export const inFlightMax = 256;
+/**
+ * Payload bytes a connection may hold at once: WRITE data not yet on disk plus
+ * READ data not yet handed to the kernel. Past it the socket is not read, so a
+ * client that sends READs and never reads the replies cannot exhaust memory.
+ * At least one request of the largest size always fits.
+ */
+export const heldBytesMax = 64 * 1024 * 1024;
 /** Bytes of WRITE payload buffered per connection before reading pauses. */
 export const bufferedBytesMax = 64 * 1024 * 1024;
 
@@ -94,6 +101,7 @@ export class NbdSession {
   private inFlight = 0;
   private disconnecting = false;
   private corked = false;
+  private heldBytes = 0;
   /** The export size announced in the handshake. */
   private sizeBytes = 0;
   readonly peer: string;
@@ -225,7 +233,7 @@ export class NbdSession {
           break;
         }
         case 'request': {
-          if (this.inFlight >= inFlightMax) {
+          if (this.inFlight >= inFlightMax || this.heldBytes >= heldBytesMax) {
             this.socket.pause();
             return;
           }
@@ -423,6 +431,8 @@ export class NbdSession {
     const e = this.export as NbdExport;
     const fua = (req.flags & CmdFlag.FUA) !== 0;
     this.inFlight++;
+    const held = req.type === Cmd.READ || req.type === Cmd.WRITE ? req.length : 0;
+    this.heldBytes += held;
     let done: Promise<void>;
     let readBuf: Buffer | undefined;
     switch (req.type) {
@@ -446,14 +456,17 @@ export class NbdSession {
         throw new Error(`unreachable command ${req.type}`);
     }
     // The payload is the export's only until its promise settles (NbdExport.write).
+    // READ data stays held until the socket has taken it (see reply()).
     done.then(
       () => {
         if (payload) ioBuffers.release(payload);
+        if (!readBuf) this.heldBytes -= held;
         this.complete(req, 0, readBuf);
       },
       (err: unknown) => {
         if (payload) ioBuffers.release(payload);
         if (readBuf) ioBuffers.release(readBuf);
+        this.heldBytes -= held;
         this.complete(req, errnoOf(err), undefined, err);
       },
     );
@@ -468,14 +481,27 @@ export class NbdSession {
       );
     this.reply(req, error, data);
     if (this.disconnecting) this.maybeFinishDisconnect();
-    else if (
+    else this.maybeResume();
+  }
+
+  /** Reads on once every limit has room again. */
+  private maybeResume(): void {
+    if (
       this.phase.kind === 'request' &&
       this.inFlight < inFlightMax &&
+      this.heldBytes < heldBytesMax &&
       this.buffered <= bufferedBytesMax
     ) {
       this.socket.resume();
       if (this.buffered > 0) this.pumpSafely();
     }
+  }
+
+  /** READ data handed to the kernel (or dropped with the connection): its bytes are free again. */
+  private readDataSent(data: Buffer): void {
+    ioBuffers.release(data);
+    this.heldBytes -= data.length;
+    if (!this.disconnecting) this.maybeResume();
   }
 
   private pumpSafely(): void {
@@ -512,12 +538,12 @@ export class NbdSession {
       else if (req.length === 0) this.send(encodeStructuredNone(req.cookie));
       else {
         this.send(encodeStructuredReadHeader(req.cookie, req.offset, req.length));
-        this.send(data as Buffer, () => ioBuffers.release(data as Buffer));
+        this.send(data as Buffer, () => this.readDataSent(data as Buffer));
       }
       return;
     }
     this.send(encodeSimpleReply(req.cookie, error));
-    if (data && !error) this.send(data, () => ioBuffers.release(data));
+    if (data && !error) this.send(data, () => this.readDataSent(data));
   }
 
   private maybeFinishDisconnect(): void {

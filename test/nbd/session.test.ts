@@ -251,3 +251,19 @@ test('a WRITE payload that starts a socket chunk is never recycled under the nex
   c1.close();
   c2.close();
 });
+
+// Review finding: READs whose replies are never read piled up 32 MiB buffers
+// without bound (RSS 3 GiB in seconds). The held-bytes budget stops reading.
+test('a client that sends large READs and never reads the replies cannot exhaust memory', async () => {
+  const c = await open();
+  c.socket.pause();
+  const before = process.memoryUsage().arrayBuffers;
+  for (let i = 0; i < 20; i++) c.send(Cmd.READ, 0, 8 * 1024 * 1024);
+  await new Promise((r) => setTimeout(r, 1500));
+  const grown = process.memoryUsage().arrayBuffers - before;
+  assert.ok(
+    grown < 100 * 1024 * 1024,
+    `held ${Math.round(grown / 1048576)} MiB for 160 MiB of unread replies`,
+  );
+  c.close();
+});
