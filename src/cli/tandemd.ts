@@ -85,12 +85,15 @@ await runMain('tandemd', async () => {
     throw new CliError((e as Error).message, exitCodes.execError);
   }
   await new Promise<void>((resolve) => {
+    // A refused stop (a device in use) leaves the daemon serving; the next signal tries again.
     const stop = (sig: string) => {
       log.log('info', `${sig}: shutting down`);
-      void daemon.stop().then(resolve);
+      void daemon.stop().then((stopped) => {
+        if (stopped) resolve();
+      });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   return exitCodes.ok;
 });

@@ -6,6 +6,7 @@ import type { ResolvedConfig, ResolvedResource } from '../config/drbd-model.js';
 import { assertRunnable, localHost, optionValue } from '../config/drbd-resolve.js';
 import { openVolume } from '../device/disk.js';
 import { Resource, StateChangeError } from '../device/resource.js';
+import { refusals } from '../device/state.js';
 import type { VolumeOpener } from '../device/volume.js';
 import type { Logger } from '../util/log.js';
 import type { ControlRequest } from './control-protocol.js';
@@ -29,7 +30,7 @@ export class Daemon {
   private readonly refused = new Map<string, string>();
   private control: ControlServer | undefined;
   private releasePid: (() => void) | undefined;
-  private stopping: Promise<void> | undefined;
+  private stopping: Promise<unknown> | undefined;
 
   constructor(options: DaemonOptions) {
     this.options = options;
@@ -141,14 +142,29 @@ export class Daemon {
     return { node: this.options.node, pid: process.pid, resources: this.select(name).map((r) => r.status()) };
   }
 
-  /** Clean shutdown: demote and detach what can be, close metadata cleanly. */
-  stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      await this.control?.close();
+  /**
+   * Clean shutdown: every resource goes down (demoted, detached, metadata closed
+   * cleanly). A resource whose device is still mounted or open keeps running,
+   * and so does the daemon: cutting a mounted filesystem off its disk loses what
+   * it has not written back yet, as a power loss would (found in review). Returns
+   * whether the daemon may exit.
+   */
+  async stop(): Promise<boolean> {
+    if (this.stopping) await this.stopping;
+    let busy = 0;
+    const run = (async () => {
       for (const r of this.resources.values()) {
         try {
           await r.down();
         } catch (e) {
+          if (e instanceof StateChangeError && e.refusal.code === refusals.deviceInUse.code) {
+            busy++;
+            this.options.log.log(
+              'error',
+              `not stopping: ${r.name}: ${e.message}; unmount or close it, then stop tandemd again`,
+            );
+            continue;
+          }
           this.options.log.log(
             'warn',
             `shutdown: ${r.name}: ${(e as Error).message}; closing its metadata anyway`,
@@ -156,9 +172,14 @@ export class Daemon {
           await r.forceClose();
         }
       }
-      this.releasePid?.();
-      this.options.log.log('info', 'stopped');
     })();
-    return this.stopping;
+    this.stopping = run;
+    await run;
+    this.stopping = undefined;
+    if (busy > 0) return false;
+    await this.control?.close();
+    this.releasePid?.();
+    this.options.log.log('info', 'stopped');
+    return true;
   }
 }

@@ -157,6 +157,12 @@ export class TandemNode {
     return this.daemon?.pid;
   }
 
+  /** Sends `signal` to tandemd without waiting; whether it is still running. */
+  signal(signal: NodeJS.Signals): boolean {
+    this.daemon?.kill(signal);
+    return this.daemon !== undefined && this.daemon.exitCode === null;
+  }
+
   /** Stops tandemd with `signal` and waits for it to exit. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     const child = this.daemon;

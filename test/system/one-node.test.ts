@@ -186,8 +186,16 @@ describe('one node: the seed story on tandem', { skip }, () => {
     assert.equal(readFileSync(join(n.mnt, 'index.html'), 'utf8'), 'hello from tandem\n');
     ok(await sh('umount', [n.mnt]), 'umount');
     ok(await sh('e2fsck', ['-fn', n.device]), 'e2fsck after crash');
-    ok(await n.adm('down', 'r0'), 'down');
-    assert.equal(await n.stop('SIGTERM'), 0);
+    // SIGTERM with the filesystem mounted: tandemd keeps serving rather than cut it off.
+    ok(await sh('mount', [n.device, n.mnt]), 'mount again');
+    n.signal('SIGTERM');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(ok(await n.adm('role', 'r0'), 'role after SIGTERM'), 'Primary/Unknown\n');
+    assert.match(n.log(), /not stopping: r0: .*is mounted on/);
+    writeFileSync(join(n.mnt, 'after-sigterm.txt'), 'still here\n');
+    ok(await sh('umount', [n.mnt]), 'umount');
+    assert.equal(await n.stop('SIGTERM'), 0, 'the next SIGTERM stops it');
+    ok(await sh('e2fsck', ['-fn', n.disk]), 'e2fsck of the backing disk after a clean stop');
   });
 });
 
