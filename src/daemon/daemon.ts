@@ -66,7 +66,13 @@ export class Daemon {
     mkdirSync(this.options.runDir, { recursive: true, mode: 0o700 });
     this.releasePid = acquirePidFile(join(this.options.runDir, 'tandemd.pid'));
     try {
-      for (const r of this.resources.values()) await r.cleanupStale();
+      // A leftover that cannot be removed (still mounted) is reported and blocks only
+      // that resource's promotion, not the daemon.
+      for (const r of this.resources.values()) {
+        await r
+          .cleanupStale()
+          .catch((e: unknown) => this.options.log.log('error', `${r.name}: ${(e as Error).message}`));
+      }
       this.control = new ControlServer(
         (req) => this.handle(req),
         (e) => this.options.log.log('error', `control request failed: ${(e as Error).stack ?? e}`),

@@ -222,18 +222,26 @@ export class KernelDeviceManager {
       rmSync(f, { force: true });
       return;
     }
-    const d: KernelDevice = {
-      kind: s.kind,
-      blockDevice: s.blockDevice,
-      devicePath: s.devicePath,
-      reason: undefined,
-    };
+    // The recorded loop device is ours only if it still reads our FUSE file: after a
+    // reboot or an operator's losetup -d the number may belong to something else.
+    let blockDevice = s.blockDevice;
+    if (s.kind === 'fuse-loop' && blockDevice && s.fuseDir) {
+      const backing = `/sys/block/${blockDevice.replace('/dev/', '')}/loop/backing_file`;
+      let file = '';
+      try {
+        file = readFileSync(backing, 'utf8').trim();
+      } catch {
+        // not a loop device any more
+      }
+      if (!file.startsWith(join(s.fuseDir, 'nbd'))) blockDevice = undefined;
+    }
+    const d: KernelDevice = { kind: s.kind, blockDevice, devicePath: s.devicePath, reason: undefined };
     const busy = await this.inUse(d);
     if (busy) {
       throw new Error(`a previous tandemd left ${s.blockDevice} behind and ${busy}: unmount it first`);
     }
-    o.log?.(`removing ${s.blockDevice ?? 'nothing'} left by a previous tandemd`);
-    if (s.kind === 'fuse-loop' && s.blockDevice) await run('losetup', ['-d', s.blockDevice]).catch(() => {});
+    o.log?.(`removing ${blockDevice ?? 'the state'} left by a previous tandemd`);
+    if (s.kind === 'fuse-loop' && blockDevice) await run('losetup', ['-d', blockDevice]).catch(() => {});
     if (s.kind === 'nbd' && s.blockDevice) await run('nbd-client', ['-d', s.blockDevice]).catch(() => {});
     if (s.fuseDir) {
       await run('fusermount3', ['-u', s.fuseDir]).catch(() =>
