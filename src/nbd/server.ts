@@ -17,7 +17,7 @@ export class NbdServer {
   private readonly exports = new Map<string, NbdExport>();
   private readonly servers: Server[] = [];
   /** Open connections, with the tag of the listener they came in on. */
-  private readonly sockets = new Map<Socket, string>();
+  private readonly sockets = new Map<Socket, { tag: string; session: NbdSession }>();
   private readonly options: NbdServerOptions;
 
   constructor(options: NbdServerOptions = {}) {
@@ -32,33 +32,39 @@ export class NbdServer {
     this.exports.delete(name);
   }
 
-  /** Connections open now; with a tag, only those that came in on that listener. */
+  /**
+   * Clients that have an export open (past the handshake, not disconnected);
+   * with a tag, only those that came in on that listener. A connection still
+   * haggling, refused, or that sent DISC does not hold the device.
+   */
   clientCount(tag?: string): number {
-    if (tag === undefined) return this.sockets.size;
     let n = 0;
-    for (const t of this.sockets.values()) if (t === tag) n++;
+    for (const c of this.sockets.values()) if ((tag === undefined || c.tag === tag) && c.session.isOpen) n++;
     return n;
   }
 
   /** Closes the connections of one listener (the kernel device's, after it is removed). */
   disconnect(tag: string): void {
-    for (const [s, t] of this.sockets) if (t === tag) s.destroy();
+    for (const [s, c] of this.sockets) if (c.tag === tag) s.destroy();
   }
 
   private accept(socket: Socket, tag: string): void {
-    if (this.sockets.size >= clientsMax) {
+    // Per listener, so users filling theirs cannot keep the kernel device from connecting.
+    let same = 0;
+    for (const c of this.sockets.values()) if (c.tag === tag) same++;
+    if (same >= clientsMax) {
       this.options.log?.('warn', `nbd: refusing a client: ${clientsMax} already connected`);
       socket.destroy();
       return;
     }
-    this.sockets.set(socket, tag);
-    socket.on('close', () => this.sockets.delete(socket));
-    new NbdSession(
+    const session = new NbdSession(
       socket,
       (name) => this.exports.get(name),
       () => [...this.exports.values()],
       this.options,
     );
+    this.sockets.set(socket, { tag, session });
+    socket.on('close', () => this.sockets.delete(socket));
   }
 
   async listenUnix(path: string, tag = 'unix'): Promise<void> {

@@ -52,6 +52,8 @@ export const inFlightMax = 256;
  * At least one request of the largest size always fits.
  */
 export const heldBytesMax = 64 * 1024 * 1024;
+/** Time a client has from connecting to opening an export. */
+export const handshakeMsMax = 10_000;
 /** Bytes of WRITE payload buffered per connection before reading pauses. */
 export const bufferedBytesMax = 64 * 1024 * 1024;
 
@@ -101,6 +103,7 @@ export class NbdSession {
   private inFlight = 0;
   private disconnecting = false;
   private corked = false;
+  private readonly handshakeTimer: NodeJS.Timeout;
   private heldBytes = 0;
   /** The export size announced in the handshake. */
   private sizeBytes = 0;
@@ -122,6 +125,18 @@ export class NbdSession {
     socket.on('error', (e) => this.log('debug', `socket error: ${e.message}`));
     socket.on('close', () => this.onClose());
     socket.write(encodeGreeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES));
+    // A client that never finishes the handshake is dropped (a dead host holds nothing).
+    this.handshakeTimer = setTimeout(() => {
+      if (!this.export && this.phase.kind !== 'closed')
+        this.fail(`no export opened within ${handshakeMsMax / 1000} s`);
+    }, handshakeMsMax);
+    this.handshakeTimer.unref();
+    socket.setKeepAlive?.(true, 30_000);
+  }
+
+  /** An export is open and the client has not asked to disconnect. */
+  get isOpen(): boolean {
+    return this.export !== undefined && !this.disconnecting;
   }
 
   private log(level: 'debug' | 'info' | 'warn', message: string): void {
@@ -129,6 +144,7 @@ export class NbdSession {
   }
 
   private onClose(): void {
+    clearTimeout(this.handshakeTimer);
     this.phase = { kind: 'closed' };
     this.chunks = [];
     this.buffered = 0;

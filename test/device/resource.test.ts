@@ -162,3 +162,18 @@ test('with nbd-address the export is also served on TCP, and TCP clients count a
     await cleanup();
   }
 });
+
+test('a connection that never opens the export does not block demotion', async () => {
+  const { res, cleanup } = await setup();
+  try {
+    await res.bringUp();
+    await res.primary(true);
+    const idle = await TestNbdClient.connect(res.socketPath);
+    await idle.handshake();
+    await res.secondary();
+    assert.equal(res.role(), 'Secondary');
+    idle.close();
+  } finally {
+    await cleanup();
+  }
+});
