@@ -2,7 +2,7 @@
 // drbdadm's do (no daemon involved). create-md asks before it overwrites.
 import { createInterface } from 'node:readline/promises';
 import type { ResolvedVolume } from '../config/drbd-model.js';
-import { openDisk } from '../device/disk.js';
+import { type OpenedDisk, openDisk } from '../device/disk.js';
 import { dumpMetaJson, dumpMetaText } from '../meta/dump.js';
 import { MetaError } from '../meta/errors.js';
 import { readMeta } from '../meta/read.js';
@@ -35,14 +35,32 @@ function mdError(e: unknown, v: ResolvedVolume): never {
   throw e;
 }
 
-export async function createMd(v: ResolvedVolume, resource: string, ctx: MdContext): Promise<void> {
-  let disk: Awaited<ReturnType<typeof openDisk>>;
+/** Opens the volume's disks, runs `use`, closes them; disk and metadata errors become one-line CLI errors. */
+async function withDisk<T>(v: ResolvedVolume, use: (disk: OpenedDisk) => Promise<T>): Promise<T> {
+  let disk: OpenedDisk;
   try {
     disk = await openDisk(v);
   } catch (e) {
     mdError(e, v);
   }
   try {
+    return await use(disk);
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    if (e instanceof MetaError && e.code === 'META_NOT_FOUND') {
+      throw new CliError(
+        `${v.disk}: no valid tandem metadata found (${e.message}); run 'tandemadm create-md'`,
+        exitCodes.execError,
+      );
+    }
+    mdError(e, v);
+  } finally {
+    await disk.close();
+  }
+}
+
+export function createMd(v: ResolvedVolume, resource: string, ctx: MdContext): Promise<void> {
+  return withDisk(v, async (disk) => {
     const existing = await detectExisting(disk.metaDevice, disk.layout);
     const head = Buffer.alloc(Math.min(signatureScanBytes, disk.layout.dataBytes));
     await disk.data.read(head, 0);
@@ -70,34 +88,14 @@ export async function createMd(v: ResolvedVolume, resource: string, ctx: MdConte
     ctx.err(
       `Writing meta data...\nNew tandem meta data block successfully created (${v.disk}: ${disk.layout.dataBytes} bytes of data).\n`,
     );
-  } catch (e) {
-    mdError(e, v);
-  } finally {
-    await disk.close();
-  }
+  });
 }
 
-export async function dumpMd(v: ResolvedVolume, json: boolean, ctx: MdContext): Promise<unknown> {
-  let disk: Awaited<ReturnType<typeof openDisk>>;
-  try {
-    disk = await openDisk(v);
-  } catch (e) {
-    mdError(e, v);
-  }
-  try {
+export function dumpMd(v: ResolvedVolume, json: boolean, ctx: MdContext): Promise<unknown> {
+  return withDisk(v, async (disk) => {
     const snap = await readMeta(disk.metaDevice, disk.layout);
     if (json) return dumpMetaJson(snap);
     ctx.out(dumpMetaText(snap));
     return undefined;
-  } catch (e) {
-    if (e instanceof MetaError && e.code === 'META_NOT_FOUND') {
-      throw new CliError(
-        `${v.disk}: no valid tandem metadata found (${e.message}); run 'tandemadm create-md'`,
-        exitCodes.execError,
-      );
-    }
-    mdError(e, v);
-  } finally {
-    await disk.close();
-  }
+  });
 }
