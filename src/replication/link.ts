@@ -1,0 +1,641 @@
+// PeerLink: the one TCP connection between two tandemd for one resource, from connecting
+// to an authenticated, live link (DRBD 8.4's WFConnection → WFReportParams → Connected).
+// Owns the sockets, the Hello/auth handshake, the tie-break and ping liveness; what flows
+// after the handshake goes to `onFrame`.
+//
+// Tie-break: both nodes listen and connect (DRBD style). Of two connections between the
+// same pair only the one initiated by the node whose name sorts lower is kept; the other
+// is closed right after Hello, and on the lower node it triggers an immediate connect so
+// the higher node's attempt still speeds up reconnection.
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { authMismatch, CramHmac } from './auth.js';
+import { type LinkClock, realClock, type TimerHandle } from './clock.js';
+import { ProtocolError } from './errors.js';
+import { encodeFrame, type Frame, type FrameOf } from './frames.js';
+import { negotiateVersion, protocolVersionMax, protocolVersionMin } from './header.js';
+import { type DisconnectReason, helloFeaturesKnown } from './messages-session.js';
+import { FrameDecoder } from './stream.js';
+
+/** The connection states PeerLink goes through (DRBD 8.4 `enum drbd_conns` names). */
+export type LinkState =
+  | 'StandAlone'
+  | 'WFConnection'
+  | 'WFReportParams'
+  | 'Connected'
+  | 'NetworkFailure'
+  | 'ProtocolError'
+  | 'BrokenPipe'
+  | 'Timeout';
+
+/** Why a state was entered; tests and callers match `code`, the message is for the log. */
+export type LinkReasonCode =
+  | 'start'
+  | 'stop'
+  | 'handshake'
+  | 'connected'
+  /** Wrong shared-secret, or one configured on one side only (fatal: StandAlone). */
+  | 'auth-failed'
+  /** Resource name, node name or protocol versions that cannot work together (fatal: StandAlone). */
+  | 'incompatible'
+  | 'protocol-error'
+  | 'ping-timeout'
+  | 'handshake-timeout'
+  | 'peer-closed'
+  | 'peer-disconnect'
+  | 'socket-error';
+
+export interface LinkReason {
+  readonly code: LinkReasonCode;
+  readonly message: string;
+}
+
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface PeerLinkOptions {
+  /** The resource this link replicates; the peer's Hello must name the same. */
+  readonly resource: string;
+  /** This node's name (`on NAME`). */
+  readonly nodeName: string;
+  /** The peer's node name; its Hello must carry it. */
+  readonly peerName: string;
+  /** Where this node listens (its own `address`). */
+  readonly listen: Endpoint;
+  /** The peer's `address`. */
+  readonly peer: Endpoint;
+  /** `cram-hmac-alg` and `shared-secret`; both or neither. */
+  readonly auth?: { readonly alg: string; readonly secret: string } | undefined;
+  /** DRBD connect-int: between connection attempts (default 10 s). */
+  readonly connectIntMs?: number;
+  /** DRBD ping-int: a Ping on a Connected link this often (default 10 s). */
+  readonly pingIntMs?: number;
+  /** DRBD ping-timeout: no PingAck within this → NetworkFailure (default 500 ms). */
+  readonly pingTimeoutMs?: number;
+  /** DRBD timeout: the whole handshake must finish within this (default 6 s). */
+  readonly handshakeTimeoutMs?: number;
+  readonly clock?: LinkClock;
+  /** Every state change, failures included (they are followed by WFConnection or StandAlone). */
+  readonly onState?: (state: LinkState, reason: LinkReason) => void;
+  /** Frames after the handshake other than Ping/PingAck/Disconnect, which the link handles. */
+  readonly onFrame?: (frame: Frame) => void;
+  /** One line about a connection that is not (yet) the link's, e.g. garbage on the port. */
+  readonly onLog?: (message: string) => void;
+}
+
+export const connectIntMsDefault = 10_000;
+export const pingIntMsDefault = 10_000;
+export const pingTimeoutMsDefault = 500;
+export const handshakeTimeoutMsDefault = 6_000;
+/** Connections accepted but not yet through Hello; more are refused at once. */
+export const pendingConnectionsMax = 8;
+const tandemVersion = '0.1.0';
+
+type Phase = 'hello' | 'auth' | 'connected' | 'closed';
+
+interface Conn {
+  readonly socket: Socket;
+  /** Initiated by this node. */
+  readonly outbound: boolean;
+  readonly decoder: FrameDecoder;
+  phase: Phase;
+  auth: CramHmac | undefined;
+  /** Our verdict on the peer's AuthResponse was ok. */
+  peerProved: boolean;
+  /** The peer's AuthResult on our response was ok. */
+  weProved: boolean;
+  handshakeTimer: TimerHandle | undefined;
+}
+
+/** A fatal refusal (no retry) or a failure after which the link connects again. */
+interface Failure {
+  readonly state: LinkState;
+  readonly reason: LinkReason;
+  /** Goes to StandAlone instead of back to WFConnection (DRBD: auth failure, incompatible peer). */
+  readonly fatal?: boolean;
+  /** Sent to the peer before closing, so its log says why. */
+  readonly tell?: DisconnectReason;
+}
+
+export class PeerLink {
+  private readonly o: PeerLinkOptions;
+  private readonly clock: LinkClock;
+  private readonly connectIntMs: number;
+  private readonly pingIntMs: number;
+  private readonly pingTimeoutMs: number;
+  private readonly handshakeTimeoutMs: number;
+  private currentState: LinkState = 'StandAlone';
+  private lastReason: LinkReason = { code: 'stop', message: 'not started' };
+  private server: Server | undefined;
+  private readonly conns = new Set<Conn>();
+  /** The connection past the tie-break (WFReportParams or Connected). */
+  private active: Conn | undefined;
+  /** The outbound attempt in progress, until it connects or fails. */
+  private dialing: Socket | undefined;
+  private connectTimer: TimerHandle | undefined;
+  private pingTimer: TimerHandle | undefined;
+  private pingAckTimer: TimerHandle | undefined;
+  private running = false;
+  /** Settles when what a fatal refusal closed (listener, sockets) is closed. */
+  private halted: Promise<void> = Promise.resolve();
+
+  constructor(options: PeerLinkOptions) {
+    if (options.nodeName === options.peerName) {
+      throw new Error(`node name ${options.nodeName} is also the peer's: the tie-break needs two names`);
+    }
+    this.o = options;
+    this.clock = options.clock ?? realClock;
+    this.connectIntMs = options.connectIntMs ?? connectIntMsDefault;
+    this.pingIntMs = options.pingIntMs ?? pingIntMsDefault;
+    this.pingTimeoutMs = options.pingTimeoutMs ?? pingTimeoutMsDefault;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? handshakeTimeoutMsDefault;
+  }
+
+  get state(): LinkState {
+    return this.currentState;
+  }
+
+  /** Why the current state was entered (e.g. the auth failure after StandAlone). */
+  get reason(): LinkReason {
+    return this.lastReason;
+  }
+
+  /** Listens, then connects every connect-int until Connected. Resolves once listening. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    const server = createServer((socket) => this.accept(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.o.listen.port, this.o.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log(`listener: ${err.message}`));
+    this.setState('WFConnection', { code: 'start', message: `listening on ${this.describeListen()}` });
+    this.dial();
+  }
+
+  /**
+   * Sends a frame on the Connected link. Returns false (and sends nothing) when the link
+   * is not Connected: the caller keeps the write for resync (DRBD marks it out of sync).
+   */
+  send(frame: Frame): boolean {
+    const conn = this.active;
+    if (conn === undefined || conn.phase !== 'connected') return false;
+    conn.socket.write(encodeFrame(frame));
+    return true;
+  }
+
+  /** Closes everything (telling a Connected peer 'shutdown'), clears all timers; resolves when closed. */
+  async stop(): Promise<void> {
+    if (!this.running) {
+      // Not started, stopped, or halted by a fatal refusal: wait for what halt() closes.
+      await this.halted;
+      return;
+    }
+    this.running = false;
+    this.clearTimers();
+    const closing: Promise<void>[] = [];
+    const dialing = this.dialing;
+    if (dialing !== undefined) {
+      closing.push(new Promise((resolve) => dialing.once('close', () => resolve())));
+      dialing.destroy();
+    }
+    for (const conn of this.conns) {
+      closing.push(new Promise((resolve) => conn.socket.once('close', () => resolve())));
+      const goodbye =
+        conn.phase === 'connected'
+          ? encodeFrame({ kind: 'Disconnect', volume: 0, body: { reason: 'shutdown', message: 'stopping' } })
+          : undefined;
+      this.closeConn(conn, goodbye);
+    }
+    this.active = undefined;
+    const server = this.server;
+    this.server = undefined;
+    if (server !== undefined) closing.push(new Promise((resolve) => server.close(() => resolve())));
+    await Promise.all(closing);
+    this.setState('StandAlone', { code: 'stop', message: 'stopped' });
+  }
+
+  // ------------------------------------------------------------ connections
+
+  private dial(): void {
+    if (!this.running || this.dialing || this.active !== undefined) return;
+    const socket = tcpConnect({ host: this.o.peer.host, port: this.o.peer.port });
+    this.dialing = socket;
+    const failed = (err: Error): void => {
+      this.dialing = undefined;
+      socket.destroy();
+      this.log(`connect to ${this.o.peer.host}:${this.o.peer.port}: ${err.message}`);
+      this.scheduleDial();
+    };
+    socket.once('error', failed);
+    socket.once('connect', () => {
+      socket.off('error', failed);
+      this.dialing = undefined;
+      if (!this.running || this.active !== undefined) {
+        socket.destroy();
+        return;
+      }
+      this.adopt(socket, true);
+    });
+  }
+
+  private scheduleDial(): void {
+    if (!this.running || this.connectTimer !== undefined || this.active !== undefined) return;
+    this.connectTimer = this.clock.setTimeout(() => {
+      this.connectTimer = undefined;
+      this.dial();
+    }, this.connectIntMs);
+  }
+
+  private accept(socket: Socket): void {
+    if (!this.running || this.conns.size >= pendingConnectionsMax) {
+      socket.destroy();
+      return;
+    }
+    this.adopt(socket, false);
+  }
+
+  private adopt(socket: Socket, outbound: boolean): void {
+    socket.setNoDelay(true);
+    const conn: Conn = {
+      socket,
+      outbound,
+      decoder: new FrameDecoder(),
+      phase: 'hello',
+      auth: undefined,
+      peerProved: false,
+      weProved: false,
+      handshakeTimer: undefined,
+    };
+    this.conns.add(conn);
+    conn.handshakeTimer = this.clock.setTimeout(() => {
+      conn.handshakeTimer = undefined;
+      this.fail(conn, {
+        state: 'Timeout',
+        reason: { code: 'handshake-timeout', message: `no handshake within ${this.handshakeTimeoutMs} ms` },
+      });
+    }, this.handshakeTimeoutMs);
+    socket.on('data', (chunk: Buffer) => this.receive(conn, chunk));
+    socket.on('error', (err) => {
+      this.fail(conn, { state: 'NetworkFailure', reason: { code: 'socket-error', message: err.message } });
+    });
+    socket.on('close', () => {
+      this.fail(conn, {
+        state: 'BrokenPipe',
+        reason: { code: 'peer-closed', message: 'the peer closed the connection' },
+      });
+      this.conns.delete(conn);
+    });
+    const { auth } = this.o;
+    this.write(conn, {
+      kind: 'Hello',
+      volume: 0,
+      body: {
+        protocolMin: protocolVersionMin,
+        protocolMax: protocolVersionMax,
+        features: helloFeaturesKnown,
+        nodeName: this.o.nodeName,
+        resourceName: this.o.resource,
+        tandemVersion,
+        authAlg: auth?.alg ?? '',
+      },
+    });
+  }
+
+  private receive(conn: Conn, chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = conn.decoder.push(chunk);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.fail(conn, protocolError(`${err.code}: ${err.message}`));
+      return;
+    }
+    for (const frame of frames) {
+      if (conn.phase === 'closed') return;
+      this.handle(conn, frame);
+    }
+  }
+
+  private handle(conn: Conn, frame: Frame): void {
+    // Disconnect is accepted in every phase: it says why the peer refuses us.
+    if (frame.kind === 'Disconnect') {
+      const { reason, message } = frame.body;
+      const fatal = reason === 'auth-failed' || reason === 'incompatible';
+      this.fail(conn, {
+        state: fatal ? 'StandAlone' : 'BrokenPipe',
+        reason: {
+          code: fatal ? reason : 'peer-disconnect',
+          message: `peer disconnected (${reason}): ${message}`,
+        },
+        fatal,
+      });
+      return;
+    }
+    switch (conn.phase) {
+      case 'hello':
+        if (frame.kind !== 'Hello') {
+          this.fail(conn, unexpected(frame, 'Hello'));
+          return;
+        }
+        this.onHello(conn, frame);
+        return;
+      case 'auth':
+        this.onAuthFrame(conn, frame);
+        return;
+      case 'connected':
+        this.onConnectedFrame(conn, frame);
+        return;
+      case 'closed':
+        return;
+    }
+  }
+
+  private onHello(conn: Conn, frame: FrameOf<'Hello'>): void {
+    const h = frame.body;
+    const version = negotiateVersion(
+      { min: protocolVersionMin, max: protocolVersionMax },
+      { min: h.protocolMin, max: h.protocolMax },
+    );
+    const refuse = (code: 'incompatible' | 'auth-failed', message: string): void =>
+      this.fail(conn, { state: 'StandAlone', reason: { code, message }, fatal: true, tell: code });
+    if (h.resourceName !== this.o.resource) {
+      refuse('incompatible', `resource ${h.resourceName} on the peer, ${this.o.resource} here`);
+      return;
+    }
+    if (h.nodeName !== this.o.peerName) {
+      refuse('incompatible', `the peer calls itself ${h.nodeName}, expected ${this.o.peerName}`);
+      return;
+    }
+    if (version === undefined) {
+      const ours = `${protocolVersionMin}..${protocolVersionMax}`;
+      refuse('incompatible', `protocol versions ${h.protocolMin}..${h.protocolMax} vs ${ours} here`);
+      return;
+    }
+    const mismatch = authMismatch(this.o.auth?.alg ?? '', h.authAlg);
+    if (mismatch !== undefined) {
+      refuse('auth-failed', mismatch);
+      return;
+    }
+    // The tie-break: keep the connection the lower-named node initiated.
+    const weAreLower = this.o.nodeName < this.o.peerName;
+    if (conn.outbound !== weAreLower || this.active !== undefined) {
+      this.log(`closing the duplicate connection ${conn.outbound ? 'to' : 'from'} ${h.nodeName}`);
+      this.closeConn(conn);
+      if (weAreLower) this.dial();
+      else this.scheduleDial();
+      return;
+    }
+    this.active = conn;
+    this.clearConnectTimer();
+    this.setState('WFReportParams', {
+      code: 'handshake',
+      message: `${conn.outbound ? 'connected to' : 'accepted'} ${h.nodeName}, protocol ${version}`,
+    });
+    const { auth } = this.o;
+    if (auth === undefined) {
+      this.connected(conn);
+      return;
+    }
+    try {
+      conn.auth = new CramHmac(auth.alg, auth.secret);
+    } catch (err) {
+      refuse('auth-failed', (err as Error).message);
+      return;
+    }
+    conn.phase = 'auth';
+    this.write(conn, { kind: 'AuthChallenge', volume: 0, body: { challenge: conn.auth.challenge } });
+  }
+
+  /** Both directions at once: answer the peer's challenge, judge its answer, hear its verdict. */
+  private onAuthFrame(conn: Conn, frame: Frame): void {
+    const auth = conn.auth!;
+    const authFailed = (message: string): void =>
+      this.fail(conn, {
+        state: 'StandAlone',
+        reason: { code: 'auth-failed', message },
+        fatal: true,
+        tell: 'auth-failed',
+      });
+    switch (frame.kind) {
+      case 'AuthChallenge': {
+        const answer = auth.respond(frame.body.challenge);
+        if (!answer.ok) {
+          this.write(conn, { kind: 'AuthResult', volume: 0, body: { result: answer.result } });
+          authFailed(`the peer sent our own challenge back (${answer.result})`);
+          return;
+        }
+        this.write(conn, { kind: 'AuthResponse', volume: 0, body: { response: answer.response } });
+        return;
+      }
+      case 'AuthResponse': {
+        const verdict = auth.verify(frame.body.response);
+        this.write(conn, { kind: 'AuthResult', volume: 0, body: { result: verdict } });
+        if (verdict !== 'ok') {
+          authFailed(`the peer's answer to our challenge is wrong: shared-secret differs (${auth.alg})`);
+          return;
+        }
+        conn.peerProved = true;
+        break;
+      }
+      case 'AuthResult':
+        if (frame.body.result !== 'ok') {
+          authFailed(`the peer refused our answer (${frame.body.result}): shared-secret differs`);
+          return;
+        }
+        conn.weProved = true;
+        break;
+      default:
+        this.fail(conn, unexpected(frame, 'AuthChallenge, AuthResponse or AuthResult'));
+        return;
+    }
+    if (conn.peerProved && conn.weProved) this.connected(conn);
+  }
+
+  private connected(conn: Conn): void {
+    conn.phase = 'connected';
+    if (conn.handshakeTimer !== undefined) this.clock.clearTimeout(conn.handshakeTimer);
+    conn.handshakeTimer = undefined;
+    this.setState('Connected', { code: 'connected', message: `connected to ${this.o.peerName}` });
+    this.schedulePing();
+  }
+
+  private onConnectedFrame(conn: Conn, frame: Frame): void {
+    switch (frame.kind) {
+      case 'Ping':
+        this.write(conn, { kind: 'PingAck', volume: 0, body: {} });
+        return;
+      case 'PingAck':
+        if (this.pingAckTimer !== undefined) this.clock.clearTimeout(this.pingAckTimer);
+        this.pingAckTimer = undefined;
+        this.schedulePing();
+        return;
+      case 'Hello':
+      case 'AuthChallenge':
+      case 'AuthResponse':
+      case 'AuthResult':
+        this.fail(conn, unexpected(frame, 'no handshake frame after Connected'));
+        return;
+      default:
+        this.o.onFrame?.(frame);
+    }
+  }
+
+  // ------------------------------------------------------------ liveness
+
+  private schedulePing(): void {
+    if (this.pingTimer !== undefined || this.pingAckTimer !== undefined) return;
+    this.pingTimer = this.clock.setTimeout(() => {
+      this.pingTimer = undefined;
+      const conn = this.active;
+      if (conn === undefined || conn.phase !== 'connected') return;
+      this.write(conn, { kind: 'Ping', volume: 0, body: {} });
+      this.pingAckTimer = this.clock.setTimeout(() => {
+        this.pingAckTimer = undefined;
+        this.fail(conn, {
+          state: 'NetworkFailure',
+          reason: {
+            code: 'ping-timeout',
+            message: `no PingAck within ping-timeout ${this.pingTimeoutMs} ms`,
+          },
+        });
+      }, this.pingTimeoutMs);
+    }, this.pingIntMs);
+  }
+
+  // ------------------------------------------------------------ failure
+
+  /**
+   * Ends one connection. Failures of the link's own connection (or fatal refusals on any)
+   * become states; others are only logged. Never throws: the peer is the outside world.
+   */
+  private fail(conn: Conn, failure: Failure): void {
+    if (conn.phase === 'closed') return;
+    const goodbye =
+      failure.tell === undefined
+        ? undefined
+        : encodeFrame({
+            kind: 'Disconnect',
+            volume: 0,
+            body: { reason: failure.tell, message: truncate(failure.reason.message) },
+          });
+    this.closeConn(conn, goodbye);
+    const wasActive = conn === this.active;
+    if (wasActive) {
+      this.active = undefined;
+      this.clearPingTimers();
+    }
+    if (!this.running) return;
+    if (failure.fatal) {
+      // DRBD: a failed authentication or an incompatible peer goes StandAlone; no retries.
+      this.setState('StandAlone', failure.reason);
+      this.halt();
+      return;
+    }
+    if (!wasActive) {
+      this.log(`${failure.state}: ${failure.reason.message}`);
+      return;
+    }
+    this.setState(failure.state, failure.reason);
+    this.setState('WFConnection', failure.reason);
+    this.scheduleDial();
+  }
+
+  /** After a fatal refusal: close the listener and every connection, keep the reason. */
+  private halt(): void {
+    this.running = false;
+    this.clearTimers();
+    const closing: Promise<void>[] = [];
+    for (const conn of this.conns) {
+      closing.push(new Promise((resolve) => conn.socket.once('close', () => resolve())));
+      this.closeConn(conn);
+    }
+    const { dialing, server } = this;
+    if (dialing !== undefined) {
+      closing.push(new Promise((resolve) => dialing.once('close', () => resolve())));
+      dialing.destroy();
+    }
+    if (server !== undefined) closing.push(new Promise((resolve) => server.close(() => resolve())));
+    this.server = undefined;
+    this.halted = Promise.all(closing).then(() => {});
+  }
+
+  /** Closes a socket, after flushing `goodbye` if given. Idempotent. */
+  private closeConn(conn: Conn, goodbye?: Buffer): void {
+    if (conn.phase === 'closed') return;
+    conn.phase = 'closed';
+    if (conn.handshakeTimer !== undefined) this.clock.clearTimeout(conn.handshakeTimer);
+    conn.handshakeTimer = undefined;
+    if (goodbye === undefined || conn.socket.destroyed) {
+      conn.socket.destroy();
+      return;
+    }
+    conn.socket.end(goodbye, () => conn.socket.destroy());
+  }
+
+  private write(conn: Conn, frame: Frame): void {
+    if (conn.phase === 'closed' || conn.socket.destroyed) return;
+    conn.socket.write(encodeFrame(frame));
+  }
+
+  private clearConnectTimer(): void {
+    if (this.connectTimer !== undefined) this.clock.clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+  }
+
+  private clearPingTimers(): void {
+    if (this.pingTimer !== undefined) this.clock.clearTimeout(this.pingTimer);
+    if (this.pingAckTimer !== undefined) this.clock.clearTimeout(this.pingAckTimer);
+    this.pingTimer = undefined;
+    this.pingAckTimer = undefined;
+  }
+
+  private clearTimers(): void {
+    this.clearConnectTimer();
+    this.clearPingTimers();
+    for (const conn of this.conns) {
+      if (conn.handshakeTimer !== undefined) this.clock.clearTimeout(conn.handshakeTimer);
+      conn.handshakeTimer = undefined;
+    }
+  }
+
+  private setState(state: LinkState, reason: LinkReason): void {
+    this.currentState = state;
+    this.lastReason = reason;
+    this.o.onState?.(state, reason);
+  }
+
+  private log(message: string): void {
+    this.o.onLog?.(`${this.o.resource} ${this.o.nodeName}: ${message}`);
+  }
+
+  private describeListen(): string {
+    const a = this.server?.address();
+    return typeof a === 'object' && a !== null ? `${a.address}:${a.port}` : `${this.o.listen.host}`;
+  }
+}
+
+function protocolError(message: string): Failure {
+  return {
+    state: 'ProtocolError',
+    reason: { code: 'protocol-error', message },
+    tell: 'protocol-error',
+  };
+}
+
+function unexpected(frame: Frame, expected: string): Failure {
+  return protocolError(`${frame.kind} where ${expected} was expected`);
+}
+
+/** A Disconnect message is at most 255 UTF-8 bytes. */
+function truncate(message: string): string {
+  let s = message;
+  while (Buffer.byteLength(s) > 255) s = s.slice(0, -1);
+  return s;
+}
