@@ -642,7 +642,9 @@ function readSection(
     const prev = map.get(spec.name);
     if (prev) throw duplicate(kw, prev.pos, spec.name);
     map.set(spec.name, { spec, value, text: args.map((a) => a.text).join(' '), pos: kw.pos });
-    if (!spec.implemented) {
+    // tandem never reports usage anywhere: `usage-count no` asks for exactly that.
+    const alreadyTrue = spec.name === 'usage-count' && value === 'no';
+    if (!spec.implemented && !alreadyTrue) {
       warn(
         'NOT_IMPLEMENTED',
         `option '${spec.name}' is parsed but not implemented by tandem; it has no effect`,

@@ -139,10 +139,14 @@ test('options that tandem does not implement are reported by name, never silentl
   const named = cfg.warnings
     .filter((w) => w.code === 'NOT_IMPLEMENTED')
     .map((w) => /'([^']+)'/.exec(w.message)?.[1]);
-  for (const name of ['sndbuf-size', 'become-primary-on', 'minor-count', 'usage-count', 'resync-after']) {
+  for (const name of ['sndbuf-size', 'become-primary-on', 'minor-count', 'resync-after']) {
     assert.ok(named.includes(name), `warning for ${name}`);
   }
   assert.ok(!named.includes('protocol') && !named.includes('verify-alg'));
+  // tandem never reports usage: `usage-count no` is already true, `yes` is not honoured.
+  assert.ok(!named.includes('usage-count'));
+  const yes = parseDrbdConfig('global { usage-count yes; }', 'g.conf').warnings;
+  assert.ok(yes.some((w) => w.code === 'NOT_IMPLEMENTED' && /'usage-count'/.test(w.message)));
 });
 
 test('numbers read as drbdadm reads them: suffixes K, M, G, s into the option unit', () => {
