@@ -2,6 +2,7 @@
 // metadata, its disk state, and its block device as an NBD export. Only a
 // Primary serves I/O. Replication to the peer hooks in here (later issue).
 import type { ResolvedVolume } from '../config/drbd-model.js';
+import { MetaError } from '../meta/errors.js';
 import type { NbdExport } from '../nbd/export.js';
 import { type BlockStorage, StorageError } from '../storage/storage.js';
 import type { Logger } from '../util/log.js';
@@ -104,6 +105,11 @@ export class Volume implements NbdExport {
     } catch (e) {
       this.disk = 'Diskless';
       this.diskReason = (e as Error).message;
+      // drbdadm's advice for a disk without metadata.
+      if (e instanceof MetaError && e.code === 'META_NOT_FOUND') {
+        this.diskReason = `${this.cfg.disk}: no valid tandem metadata found (${e.message}); run 'tandemadm create-md ${this.host.resourceName}' first`;
+        throw new Error(this.diskReason);
+      }
       throw e;
     }
   }

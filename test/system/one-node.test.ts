@@ -242,6 +242,17 @@ describe('one node: refusals', { skip }, () => {
     assert.equal(status.code, 0, 'the first keeps serving');
   });
 
+  test('up on a disk without metadata says to run create-md', async () => {
+    await n.stop();
+    await sh('dd', ['if=/dev/zero', `of=${n.disk}`, 'bs=1M', 'count=1', 'conv=notrunc']);
+    await sh('truncate', ['-s', '0', n.disk]);
+    await n.sizeDisk(64 * 1024 * 1024);
+    await n.start(['--no-kernel-device']);
+    const r = await n.adm('up', 'r0');
+    assert.equal(r.code, 20);
+    assert.match(r.err, /no valid tandem metadata found .*run 'tandemadm create-md r0' first/);
+  });
+
   test('commands without a running tandemd say so', async () => {
     await n.stop();
     const r = await n.adm('up', 'r0');
