@@ -116,7 +116,7 @@ export function volumeMeta(store: MetaStore, disk: OpenedDisk): VolumeMeta {
       });
     },
     beginWrite(offset, length) {
-      return store.alBegin(extentsOf(offset, length));
+      return store.tryAlBegin(extentsOf(offset, length));
     },
     endWrite(offset, length) {
       for (const e of extentsOf(offset, length)) store.alComplete(e);

@@ -234,13 +234,23 @@ export class Resource {
   private async makeKernelDevices(): Promise<void> {
     for (const v of this.volumes) {
       if (this.kernelDevices.has(v.cfg.number)) continue;
-      const d = await this.kernel.attach({
-        socketPath: this.kernelSocketPath,
-        exportName: v.name,
-        devicePath: v.cfg.device.path,
-        stateDir: this.options.runDir,
-        log: (m) => this.log.log('info', m),
-      });
+      let d: KernelDevice;
+      try {
+        d = await this.kernel.attach({
+          socketPath: this.kernelSocketPath,
+          exportName: v.name,
+          devicePath: v.cfg.device.path,
+          stateDir: this.options.runDir,
+          log: (m) => this.log.log('info', m),
+        });
+      } catch (e) {
+        // The node is Primary and the NBD export serves: a kernel device that could
+        // not be made (nbdfuse failed, a leftover still mounted) is said in status,
+        // rather than a failed `primary` that left the role changed anyway.
+        const reason = `no kernel device: ${(e as Error).message}`;
+        this.log.log('error', reason, { volume: v.cfg.number });
+        d = { kind: 'none', blockDevice: undefined, devicePath: v.cfg.device.path, reason };
+      }
       this.kernelDevices.set(v.cfg.number, d);
     }
   }

@@ -240,7 +240,12 @@ export class Volume implements NbdExport {
   private async writeNow(buf: Buffer, offset: number, fua: boolean): Promise<void> {
     const s = this.storage();
     const meta = this.meta as VolumeMeta;
-    const al = meta.beginWrite(offset, buf.length);
+    let al: Promise<void> | undefined;
+    try {
+      al = meta.beginWrite(offset, buf.length);
+    } catch (e) {
+      this.ioFailed(e, true);
+    }
     if (al) {
       // A failed activity-log write leaves the store failed: every later write would fail too.
       await al.catch((e: unknown) => this.ioFailed(e, true));

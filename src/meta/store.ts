@@ -214,6 +214,20 @@ export class MetaStore {
     }
   }
 
+  /**
+   * alBegin for the write path: undefined, with no promise to await, when the
+   * extents are already active (nearly every write); else the transaction or wait.
+   * Throws at once when the store has failed or is closed.
+   */
+  tryAlBegin(extents: readonly number[]): Promise<void> | undefined {
+    this.check();
+    const r = this.al.begin(extents);
+    if (r.kind === 'active') return undefined;
+    if (r.kind === 'transaction') return this.writeAl(r.write);
+    // 'wait' and 'full' changed nothing: alBegin's loop waits and retries.
+    return this.alBegin(extents);
+  }
+
   /** A write in `extent` finished (after alBegin). */
   alComplete(extent: number): void {
     this.al.complete(extent);

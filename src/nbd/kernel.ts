@@ -83,9 +83,10 @@ function isSymlink(p: string): boolean {
   }
 }
 
+/** Removes the symlink at the device path only if it points where tandem made it point. */
 function unlinkDevice(devicePath: string, target: string | undefined): void {
-  if (!isSymlink(devicePath)) return;
-  if (target === undefined || readlinkSync(devicePath) === target) rmSync(devicePath);
+  if (target === undefined || !isSymlink(devicePath)) return;
+  if (readlinkSync(devicePath) === target) rmSync(devicePath);
 }
 
 export class KernelDeviceManager {
@@ -187,6 +188,8 @@ export class KernelDeviceManager {
 
   /** Undoes attach. The caller has checked inUse(). */
   async detach(o: AttachOptions, d: KernelDevice): Promise<void> {
+    // Nothing was made: a symlink at the device path is not ours to remove.
+    if (d.kind === 'none' || !d.blockDevice) return;
     if (d.kind === 'nbd' && d.blockDevice) await run('nbd-client', ['-d', d.blockDevice]);
     if (d.kind === 'fuse-loop' && d.blockDevice) {
       await run('losetup', ['-d', d.blockDevice]);

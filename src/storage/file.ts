@@ -95,6 +95,17 @@ export class FileStorage implements BlockStorage {
     }
   }
 
+  /** The StorageError for a failed system call: what, where, and the errno's text. */
+  private failed(op: string, e: unknown, at: number, offset: number, length: number): StorageError {
+    const where = op === 'flush' ? '' : ` at ${at}`;
+    return new StorageError(
+      errorCode(e),
+      `${this.name}: ${op}${where}: ${(e as Error).message}`,
+      offset,
+      length,
+    );
+  }
+
   private check(offset: number, length: number): void {
     if (this.closed) throw new StorageError('ECLOSED', `${this.name}: closed`, offset, length);
     checkRange(this, offset, length);
@@ -108,12 +119,7 @@ export class FileStorage implements BlockStorage {
       try {
         n = await readAt(this.fh.fd, buf, done, buf.length - done, offset + done);
       } catch (e) {
-        throw new StorageError(
-          errorCode(e),
-          `${this.name}: read at ${offset + done}: ${(e as Error).message}`,
-          offset,
-          buf.length,
-        );
+        throw this.failed('read', e, offset + done, offset, buf.length);
       }
       // Past the end of a file that shrank under us: what is missing reads as zeroes.
       if (n === 0) {
@@ -131,12 +137,7 @@ export class FileStorage implements BlockStorage {
       try {
         while (done < buf.length) done += writeSync(this.fh.fd, buf, done, buf.length - done, offset + done);
       } catch (e) {
-        throw new StorageError(
-          errorCode(e),
-          `${this.name}: write at ${offset + done}: ${(e as Error).message}`,
-          offset,
-          buf.length,
-        );
+        throw this.failed('write', e, offset + done, offset, buf.length);
       }
       return;
     }
@@ -144,12 +145,7 @@ export class FileStorage implements BlockStorage {
       try {
         done += await writeAt(this.fh.fd, buf, done, buf.length - done, offset + done);
       } catch (e) {
-        throw new StorageError(
-          errorCode(e),
-          `${this.name}: write at ${offset + done}: ${(e as Error).message}`,
-          offset,
-          buf.length,
-        );
+        throw this.failed('write', e, offset + done, offset, buf.length);
       }
     }
   }
@@ -161,7 +157,7 @@ export class FileStorage implements BlockStorage {
     try {
       await this.fh.datasync();
     } catch (e) {
-      throw new StorageError(errorCode(e), `${this.name}: flush: ${(e as Error).message}`, 0, 0);
+      throw this.failed('flush', e, 0, 0, 0);
     }
   }
 

@@ -14,6 +14,7 @@ import { Resource, StateChangeError } from '../../src/device/resource.js';
 import type { VolumeOpener } from '../../src/device/volume.js';
 import { computeLayout } from '../../src/meta/layout.js';
 import { MetaStore } from '../../src/meta/store.js';
+import { KernelDeviceManager } from '../../src/nbd/kernel.js';
 import { Cmd } from '../../src/nbd/protocol.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { StorageView } from '../../src/storage/view.js';
@@ -175,5 +176,46 @@ test('a connection that never opens the export does not block demotion', async (
     idle.close();
   } finally {
     await cleanup();
+  }
+});
+
+test('a kernel device that cannot be made leaves a Primary serving NBD, and status says why', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-res-'));
+  const r = resolveConfig(parseDrbdConfig(conf, 'test.res')).resources[0]!;
+  const disk = new MemoryStorage(backingBytes, 'mem');
+  const layout = computeLayout({ kind: 'internal', backingBytes });
+  await MetaStore.create(disk, layout);
+  const opener: VolumeOpener = async () => {
+    const store = await MetaStore.open(disk, layout);
+    const data = new StorageView(disk, 0, layout.dataBytes);
+    return { data, meta: volumeMeta(store, { layout, metaDevice: disk, data, close: async () => {} }) };
+  };
+  const kernel = new KernelDeviceManager();
+  kernel.attach = async () => {
+    throw new Error('nbdfuse did not start for r0: fusermount3: not found');
+  };
+  const res = new Resource(r, localHost(r, 'a'), {
+    runDir: dir,
+    log: memoryLogger(),
+    opener,
+    kernelDevices: true,
+    kernel,
+  });
+  try {
+    await res.bringUp();
+    await res.primary(true);
+    assert.equal(res.role(), 'Primary');
+    const k = res.status().volumes[0]?.kernelDevice;
+    assert.equal(k?.kind, 'none');
+    assert.match(k?.reason ?? '', /no kernel device: nbdfuse did not start/);
+    const c = await TestNbdClient.connect(res.socketPath);
+    await c.handshake();
+    await c.go('r0');
+    c.close();
+    const deadline = Date.now() + 2000;
+    while (res.status().nbdClients > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  } finally {
+    await res.down().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
   }
 });
