@@ -10,7 +10,7 @@ import type { ResolvedConfig, ResolvedResource } from '../config/drbd-model.js';
 import { localHost, optionValue } from '../config/drbd-resolve.js';
 import { callDaemon, DaemonUnreachableError } from '../daemon/control-client.js';
 import type { ControlCommand } from '../daemon/control-protocol.js';
-import { type NodeStatus, renderStatus } from '../daemon/status.js';
+import { type NodeStatus, type ResourceStatus, renderStatus } from '../daemon/status.js';
 import { CliError, exitCodes, printWarnings, runMain } from './errors.js';
 import { createMd, dumpMd, type MdContext } from './md-commands.js';
 
@@ -20,6 +20,9 @@ interface Context {
   readonly runDir: string;
   readonly json: boolean;
   readonly force: boolean;
+  readonly discardMyData: boolean;
+  /** wait-connect / wait-sync: give up after this many seconds (0: wait for ever). */
+  readonly timeoutSeconds: number;
   /** The resources named on the command line (`all` or none: every one). */
   readonly resources: readonly ResolvedResource[];
   readonly out: (text: string) => void;
@@ -40,7 +43,9 @@ async function daemonCommand(ctx: Context, cmd: ControlCommand): Promise<number>
   for (const r of ctx.resources) {
     let res: Awaited<ReturnType<typeof callDaemon>>;
     try {
-      res = await callDaemon(socket, cmd, r.name, ctx.force);
+      res = await callDaemon(socket, cmd, r.name, ctx.force, 120_000, {
+        ...(ctx.discardMyData ? { discardMyData: true } : {}),
+      });
     } catch (e) {
       if (e instanceof DaemonUnreachableError) {
         throw new CliError(
@@ -81,6 +86,43 @@ async function daemonStatus(ctx: Context): Promise<NodeStatus> {
     );
   return res.result as NodeStatus;
 }
+
+/** Polls status until `done` holds for every named resource; false when the timeout passed. */
+async function waitFor(ctx: Context, what: string, done: (r: ResourceStatus) => boolean): Promise<number> {
+  const deadline = ctx.timeoutSeconds > 0 ? Date.now() + ctx.timeoutSeconds * 1000 : Number.POSITIVE_INFINITY;
+  const names = new Set(ctx.resources.map((r) => r.name));
+  for (;;) {
+    const st = await daemonStatus(ctx);
+    const mine = st.resources.filter((r) => names.has(r.name));
+    const pending = mine.filter((r) => !done(r));
+    if (pending.length === 0) return exitCodes.ok;
+    if (Date.now() >= deadline) {
+      throw new CliError(
+        `${what}: timed out after ${ctx.timeoutSeconds} s (${pending
+          .map(
+            (r) =>
+              `${r.name}: ${r.connection}, ${r.volumes.map((v) => `${v.replication} ${v.disk}/${v.peerDisk}`).join(', ')}`,
+          )
+          .join('; ')})`,
+        exitCodes.execError,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const syncing = new Set([
+  'WFReportParams',
+  'StartingSyncS',
+  'StartingSyncT',
+  'WFBitMapS',
+  'WFBitMapT',
+  'WFSyncUUID',
+  'SyncSource',
+  'SyncTarget',
+  'PausedSyncS',
+  'PausedSyncT',
+]);
 
 function mdContext(ctx: Context, r: ResolvedResource): MdContext {
   const al = optionValue(r, 'disk', 'al-extents');
@@ -160,6 +202,51 @@ const commands: readonly Command[] = [
       run: (ctx) => daemonCommand(ctx, name),
     }),
   ),
+  ...(['disconnect', 'invalidate', 'invalidate-remote', 'verify'] as const).map(
+    (name): Command => ({
+      name,
+      args: 'RES|all',
+      describe: {
+        disconnect: 'close the link to the peer (StandAlone)',
+        invalidate: "replace this node's data with the peer's (full sync, this node SyncTarget)",
+        'invalidate-remote': "replace the peer's data with this node's (full sync, this node SyncSource)",
+        verify: 'compare both replicas online (verify-alg); differing blocks are marked out of sync',
+      }[name],
+      resourceOptional: false,
+      run: (ctx) => daemonCommand(ctx, name),
+    }),
+  ),
+  {
+    name: 'connect',
+    args: '[--discard-my-data] RES|all',
+    describe: "connect to the peer; --discard-my-data: this node is the split brain's victim",
+    resourceOptional: false,
+    run: (ctx) => daemonCommand(ctx, 'connect'),
+  },
+  {
+    name: 'wait-connect',
+    args: '[--timeout S] RES|all',
+    describe: 'wait until the resource is connected to its peer',
+    resourceOptional: false,
+    run: (ctx) =>
+      waitFor(
+        ctx,
+        'wait-connect',
+        (r) => r.connection === 'Connected' && r.volumes.every((v) => v.replication !== 'WFReportParams'),
+      ),
+  },
+  {
+    name: 'wait-sync',
+    args: '[--timeout S] RES|all',
+    describe: 'wait until connected and no resync is running',
+    resourceOptional: false,
+    run: (ctx) =>
+      waitFor(
+        ctx,
+        'wait-sync',
+        (r) => r.connection === 'Connected' && r.volumes.every((v) => !syncing.has(v.replication)),
+      ),
+  },
   {
     name: 'primary',
     args: '[--force] RES|all',
@@ -310,12 +397,21 @@ function usage(): string {
     '      --run-dir DIR        sockets and state of this node (default TANDEM_RUN_DIR, else /run/tandem)',
     '      --json               JSON output where a command has it',
     '      --force              primary: promote Inconsistent data; create-md: overwrite without asking',
+    "      --discard-my-data    connect: this node's changes are thrown away to resolve a split brain",
+    '      --timeout S          wait-connect, wait-sync: give up after S seconds (default: wait for ever)',
     '  -q, --quiet              do not print configuration warnings',
     '  -h, --help               show this help',
     '',
     'Exit codes: 0 done, 1 usage or unknown resource, 10 invalid configuration, 11 state change refused,',
     '            20 cannot read, execute or reach tandemd.',
   ].join('\n');
+}
+
+function parseTimeout(text: string | undefined): number {
+  if (text === undefined) return 0;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0) throw new CliError(`--timeout: '${text}' is not a number of seconds`);
+  return n;
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -328,6 +424,8 @@ async function main(argv: readonly string[]): Promise<number> {
       'run-dir': { type: 'string' },
       json: { type: 'boolean', default: false },
       force: { type: 'boolean', default: false },
+      'discard-my-data': { type: 'boolean', default: false },
+      timeout: { type: 'string' },
       quiet: { type: 'boolean', short: 'q', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -376,6 +474,8 @@ async function main(argv: readonly string[]): Promise<number> {
     runDir: values['run-dir'] || process.env['TANDEM_RUN_DIR'] || '/run/tandem',
     json: values.json === true,
     force: values.force === true,
+    discardMyData: values['discard-my-data'] === true,
+    timeoutSeconds: parseTimeout(values.timeout),
     resources,
     out: (t) => process.stdout.write(t),
   });

@@ -19,6 +19,7 @@ export async function callDaemon(
   resource: string,
   force = false,
   timeoutMs = 120_000,
+  extra: { discardMyData?: boolean } = {},
 ): Promise<ControlResponse> {
   const socket = connect(socketPath);
   socket.setEncoding('utf8');
@@ -28,7 +29,7 @@ export async function callDaemon(
       socket.destroy();
       reject(new DaemonUnreachableError(`tandemd did not answer '${cmd}' within ${timeoutMs / 1000} s`));
     }, timeoutMs);
-    socket.on('connect', () => socket.write(encodeRequest({ id: 1, cmd, resource, force })));
+    socket.on('connect', () => socket.write(encodeRequest({ id: 1, cmd, resource, force, ...extra })));
     socket.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const why =

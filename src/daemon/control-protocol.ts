@@ -15,6 +15,10 @@ export const controlCommands = [
   'secondary',
   'connect',
   'disconnect',
+  'invalidate',
+  'invalidate-remote',
+  'verify',
+  'events',
 ] as const;
 export type ControlCommand = (typeof controlCommands)[number];
 
@@ -24,6 +28,8 @@ export interface ControlRequest {
   /** A resource name, or 'all'. */
   readonly resource: string;
   readonly force: boolean;
+  /** connect: volunteer as the split brain's victim (`--discard-my-data`). */
+  readonly discardMyData?: boolean;
 }
 
 export type ControlErrorCode =
@@ -78,7 +84,16 @@ export function decodeRequest(line: string): ControlRequest {
   }
   if (force !== undefined && typeof force !== 'boolean')
     throw new ControlProtocolError("'force' must be a boolean");
-  return { id, cmd: cmd as ControlCommand, resource, force: force === true };
+  const discard = o['discardMyData'];
+  if (discard !== undefined && typeof discard !== 'boolean')
+    throw new ControlProtocolError("'discardMyData' must be a boolean");
+  return {
+    id,
+    cmd: cmd as ControlCommand,
+    resource,
+    force: force === true,
+    ...(discard === true ? { discardMyData: true } : {}),
+  };
 }
 
 export function decodeResponse(line: string): ControlResponse {

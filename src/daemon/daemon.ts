@@ -104,6 +104,9 @@ export class Daemon {
   private async handle(req: ControlRequest): Promise<unknown> {
     if (req.cmd === 'ping') return { pid: process.pid };
     if (req.cmd === 'status') return this.status(req.resource);
+    if (req.cmd === 'events') {
+      return this.select(req.resource).flatMap((r) => r.events.map((e) => ({ resource: r.name, ...e })));
+    }
     const targets = this.select(req.resource);
     for (const r of targets) {
       try {
@@ -127,11 +130,20 @@ export class Daemon {
             await r.secondary();
             break;
           case 'connect':
+            await r.connect({ discardMyData: req.discardMyData === true });
+            break;
           case 'disconnect':
-            throw new ControlFailure({
-              code: 'BAD_REQUEST',
-              message: `${req.cmd}: replication is not implemented yet (the peer link is the next milestone)`,
-            });
+            await r.disconnect();
+            break;
+          case 'invalidate':
+            await r.invalidate();
+            break;
+          case 'invalidate-remote':
+            await r.invalidateRemote();
+            break;
+          case 'verify':
+            await r.verify();
+            break;
         }
       } catch (e) {
         if (e instanceof StateChangeError)

@@ -20,6 +20,39 @@ export interface VolumeStatus {
   } | null;
   /** Why the disk is not attached or failed, for the operator. */
   readonly diskReason: string | null;
+  /** This volume's replication state (DRBD 8.4 per-minor cs: Connected, SyncSource, …). */
+  readonly replication: ConnState;
+  /** Resync or verify under way. */
+  readonly sync: {
+    readonly totalBytes: number;
+    readonly doneBytes: number;
+    readonly speedBytesPerSecond: number;
+  } | null;
+  /** The last online verify: bytes found out of sync, and whether it finished. */
+  readonly verify: { readonly outOfSyncBytes: number; readonly done: boolean } | null;
+  /** Why the last sync handshake refused (split brain: who has which changes, how to resolve). */
+  readonly splitBrain: string | null;
+  readonly counters: VolumeCounters;
+}
+
+/** The /proc/drbd counters, in bytes (renderers show KiB). */
+export interface VolumeCounters {
+  /** ns: sent to the peer. */
+  readonly sentBytes: number;
+  /** nr: received from the peer. */
+  readonly receivedBytes: number;
+  /** dw: written to the local disk. */
+  readonly diskWrittenBytes: number;
+  /** dr: read from the local disk. */
+  readonly diskReadBytes: number;
+  /** pe: requests sent to the peer, not yet answered. */
+  readonly pending: number;
+  /** ua: requests from the peer, not yet answered. */
+  readonly unacked: number;
+  /** ap: application requests under way. */
+  readonly appPending: number;
+  /** ep: epochs (write-ordering barriers). */
+  readonly epochs: number;
 }
 
 export interface ResourceStatus {
@@ -27,8 +60,12 @@ export interface ResourceStatus {
   readonly role: Role;
   readonly peerRole: Role;
   readonly connection: ConnState;
+  /** Why the connection is not Connected (the last failure), or null. */
+  readonly connectionReason: string | null;
   readonly peer: string;
   readonly protocol: 'A' | 'B' | 'C';
+  /** A shared-secret is configured: the peer link is authenticated. */
+  readonly authenticated: boolean;
   readonly nbdSocket: string;
   /** The TCP address of the NBD export (`options { nbd-address }`), or null. */
   readonly nbdTcp: string | null;

@@ -2,7 +2,7 @@
 // says (internal, external flexible, external indexed), computes the layout,
 // and adapts the metadata store to what the device layer needs.
 import type { ResolvedVolume } from '../config/drbd-model.js';
-import { computeLayout, extentsOf, type MetaLayout } from '../meta/layout.js';
+import { bitmapBytesPerBit, computeLayout, extentsOf, type MetaLayout } from '../meta/layout.js';
 import { MetaStore, newUuid } from '../meta/store.js';
 import { FileStorage } from '../storage/file.js';
 import type { BlockStorage } from '../storage/storage.js';
@@ -77,6 +77,7 @@ export function volumeMeta(store: MetaStore, disk: OpenedDisk): VolumeMeta {
       wasUpToDate: f.wasUpToDate,
       peerOutdated: f.peerOutdated,
       primary: f.primaryIndicator,
+      crashedPrimary: f.crashedPrimary,
     };
   };
   return {
@@ -94,7 +95,8 @@ export function volumeMeta(store: MetaStore, disk: OpenedDisk): VolumeMeta {
         next.consistent === now.consistent &&
         next.wasUpToDate === now.wasUpToDate &&
         next.peerOutdated === now.peerOutdated &&
-        next.primary === now.primary
+        next.primary === now.primary &&
+        next.crashedPrimary === now.crashedPrimary
       ) {
         return;
       }
@@ -104,6 +106,7 @@ export function volumeMeta(store: MetaStore, disk: OpenedDisk): VolumeMeta {
           wasUpToDate: next.wasUpToDate,
           peerOutdated: next.peerOutdated,
           primaryIndicator: next.primary,
+          crashedPrimary: next.crashedPrimary,
         },
       });
     },
@@ -125,6 +128,33 @@ export function volumeMeta(store: MetaStore, disk: OpenedDisk): VolumeMeta {
       store.markOutOfSync(offset, length);
     },
     requestFullSync: () => store.requestFullSync(),
+    uuids() {
+      const sb = store.superblock;
+      return { current: sb.currentUuid, bitmap: sb.bitmapUuid, history: sb.historyUuids };
+    },
+    async setUuids(patch) {
+      await store.updateSuperblock({
+        ...(patch.current === undefined ? {} : { currentUuid: patch.current }),
+        ...(patch.bitmap === undefined ? {} : { bitmapUuid: patch.bitmap }),
+        ...(patch.history === undefined ? {} : { historyUuids: patch.history }),
+      });
+    },
+    bitCount: store.bitmap.bits,
+    bitmapBytes: () => store.bitmap.encode(),
+    setBits(first, count) {
+      store.bitmap.setBits(first, count);
+    },
+    markInSync: (offset, length) => store.markInSync(offset, length),
+    dirtyBits: () => store.bitmap.countSet(),
+    nextDirtyRun(startBit, bitCountMax) {
+      const run = store.bitmap.dirtyRuns(startBit).next();
+      if (run.done) return undefined;
+      const r = run.value;
+      if (r.bitCount <= bitCountMax) return r;
+      const offsetBytes = r.offsetBytes;
+      const lengthBytes = Math.min(bitCountMax * bitmapBytesPerBit, r.lengthBytes);
+      return { firstBit: r.firstBit, bitCount: bitCountMax, offsetBytes, lengthBytes };
+    },
     outOfSyncBytes: () => store.bitmap.outOfSyncBytes(),
     flush: () => store.flushBitmap(),
     async close(clean) {

@@ -1,7 +1,7 @@
 // One replicated resource on this node: its volumes, its role, its NBD
-// socket and kernel devices, and DRBD's rules for up/down/attach/detach and
-// role changes. Replication (the peer link) arrives with a later issue: the
-// connection state is StandAlone until then.
+// socket and kernel devices, its replication engine (the peer link), and DRBD's
+// rules for up/down/attach/detach/connect/disconnect and role changes.
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { ResolvedHost, ResolvedResource } from '../config/drbd-model.js';
 import { splitHostPort } from '../config/drbd-options.js';
@@ -10,8 +10,17 @@ import type { ResourceStatus } from '../daemon/status.js';
 import { type KernelDevice, KernelDeviceManager } from '../nbd/kernel.js';
 import { NbdServer } from '../nbd/server.js';
 import type { Logger } from '../util/log.js';
-import { type ConnState, decidePrimary, formatRefusal, type Refusal, type Role, refusals } from './state.js';
+import { replicationSettings } from './replication-settings.js';
+import { Replicator } from './replicator.js';
+import { decidePrimary, formatRefusal, type Refusal, type Role, refusals } from './state.js';
 import { Volume, type VolumeOpener } from './volume.js';
+
+/** One line of `tandemadm events`. */
+export interface ResourceEvent {
+  readonly time: string;
+  readonly text: string;
+}
+const eventsKept = 500;
 
 /** A refused state change, with DRBD's code and text. */
 export class StateChangeError extends Error {
@@ -30,6 +39,10 @@ export interface ResourceOptions {
   /** Make kernel devices on promotion (off in unit tests). */
   readonly kernelDevices: boolean;
   readonly kernel?: KernelDeviceManager;
+  /** Start the peer link at `up` (off only in one-node unit tests). */
+  readonly replication?: boolean;
+  /** Dial the peer here instead of its configured address (tests: through a fault-injecting proxy). */
+  readonly peerEndpoint?: { readonly host: string; readonly port: number };
 }
 
 export class Resource {
@@ -41,8 +54,9 @@ export class Resource {
   private roleNow: Role = 'Secondary';
   /** Set while `secondary`/`down` demotes: the export already refuses. */
   private demoting = false;
-  private conn: ConnState = 'StandAlone';
   private up = false;
+  readonly replicator: Replicator | undefined;
+  readonly events: ResourceEvent[] = [];
   private nbd: NbdServer | undefined;
   private readonly kernel: KernelDeviceManager;
   private readonly kernelDevices = new Map<number, KernelDevice>();
@@ -67,8 +81,54 @@ export class Resource {
           | 'detach',
       fencing: () => String(optionValue(this.cfg, 'disk', 'fencing') ?? 'dont-care'),
       log,
+      peer: () => (this.up ? this.replicator : undefined),
     };
     this.volumes = local.volumes.map((v) => new Volume(host, v, options.opener));
+    const peer = peerHost(cfg, local);
+    this.replicator =
+      options.replication === false
+        ? undefined
+        : new Replicator({
+            resource: cfg.name,
+            nodeName: local.names[0] ?? local.address.host,
+            peerName: peer.names[0] ?? peer.address.host,
+            listen: { host: local.address.host, port: local.address.port },
+            peer: options.peerEndpoint ?? { host: peer.address.host, port: peer.address.port },
+            settings: replicationSettings(cfg),
+            log,
+            volumes: this.volumes,
+            role: () => this.roleNow,
+            event: (text) => this.event(text),
+            runHandler: (name, volume) => this.runHandler(name, volume),
+          });
+  }
+
+  /** Records a state change for `events` (and logs it). */
+  event(text: string): void {
+    this.events.push({ time: new Date().toISOString(), text });
+    if (this.events.length > eventsKept) this.events.splice(0, this.events.length - eventsKept);
+    this.log.log('info', text);
+  }
+
+  /** DRBD's `handlers` section: runs the configured command, never waits for it. */
+  private runHandler(name: string, volume: number): void {
+    const cmd = optionValue(this.cfg, 'handlers', name);
+    if (typeof cmd !== 'string' || cmd === '') return;
+    const v = this.volumes[volume];
+    const peer = peerHost(this.cfg, this.local);
+    const child = spawn('/bin/sh', ['-c', cmd], {
+      stdio: 'ignore',
+      env: {
+        ...process.env,
+        DRBD_RESOURCE: this.name,
+        DRBD_VOLUME: String(volume),
+        DRBD_MINOR: String(v?.cfg.device.minor ?? ''),
+        DRBD_PEER: peer.names[0] ?? '',
+        DRBD_PEER_ADDRESS: peer.address.host,
+      },
+    });
+    child.on('error', (e) => this.log.log('error', `handler ${name}: ${e.message}`));
+    child.on('exit', (code) => this.log.log(code === 0 ? 'info' : 'warn', `handler ${name} exited ${code}`));
   }
 
   get log(): Logger {
@@ -119,7 +179,60 @@ export class Resource {
         this.up = true;
       }
       for (const v of this.volumes) if (v.disk === 'Diskless') await v.attach();
+      // DRBD's `up` is attach + connect.
+      await this.replicator?.connect();
       this.log.log('info', 'up');
+    });
+  }
+
+  connect(options: { discardMyData?: boolean } = {}): Promise<void> {
+    return this.serial(async () => {
+      this.requireUp();
+      await this.replicator?.connect(options);
+    });
+  }
+
+  disconnect(): Promise<void> {
+    return this.serial(async () => {
+      this.requireUp();
+      await this.replicator?.disconnect();
+    });
+  }
+
+  /** `invalidate`: this node's data is replaced by the peer's (full sync, this node SyncTarget). */
+  invalidate(): Promise<void> {
+    return this.serial(async () => {
+      this.requireUp();
+      if (!this.replicator?.invalidateLocal()) {
+        throw new StateChangeError(
+          refusals.noUpToDateDisk,
+          'invalidate needs a Secondary connected to a peer with UpToDate data',
+        );
+      }
+    });
+  }
+
+  /** `invalidate-remote`: the peer's data is replaced by this node's. */
+  invalidateRemote(): Promise<void> {
+    return this.serial(async () => {
+      this.requireUp();
+      const r = await this.replicator?.invalidateRemote();
+      if (r === undefined || r < 0) {
+        throw new StateChangeError(
+          refusals.noUpToDateDisk,
+          'invalidate-remote needs a connection to a Secondary peer, and UpToDate data here',
+        );
+      }
+    });
+  }
+
+  verify(): Promise<void> {
+    return this.serial(async () => {
+      this.requireUp();
+      for (const v of this.volumes) {
+        const problem = this.replicator ? this.replicator.startVerify(v.cfg.number) : 'no replication';
+        if (problem !== undefined) throw new Error(`verify: ${problem}`);
+      }
     });
   }
 
@@ -149,12 +262,29 @@ export class Resource {
       if (this.roleNow === 'Primary') return;
       const decisions = this.volumes.map((v) => ({ v, d: decidePrimary(v.disk, force) }));
       for (const { d } of decisions) if (!d.ok) throw new StateChangeError(d.refusal);
+      const rep = this.replicator;
+      const connected = rep !== undefined && rep.connState() === 'Connected';
+      if (rep?.peerMayBePrimary() && !replicationSettings(this.cfg).allowTwoPrimaries) {
+        throw new StateChangeError(refusals.twoPrimaries);
+      }
+      if (rep && connected) {
+        const answer = await rep.askPromote();
+        if (answer < 0) throw new StateChangeError(refusals.twoPrimaries);
+      }
       for (const { v, d } of decisions) {
         if (d.ok && d.forced) await v.forcePrimary();
-        else await v.setPrimaryFlag(true);
+        else {
+          // DRBD drbd_set_role: promoted without a peer, a new data generation starts.
+          if (!connected && v.meta && v.meta.uuids().bitmap === 0n) await v.meta.newCurrentUuid();
+          await v.setPrimaryFlag(true);
+        }
       }
       this.roleNow = 'Primary';
-      this.log.log('info', `role Primary${force ? ' (forced)' : ''}`);
+      this.event(`role:Primary${force ? ' (forced)' : ''}`);
+      rep?.stateChanged();
+      // `primary --force` while connected: this node's data is now the reference; the
+      // handshake again makes it SyncSource (the seed's initial full sync).
+      if (connected) for (const { v, d } of decisions) if (d.ok && d.forced) rep.renegotiate(v.cfg.number);
       if (this.options.kernelDevices) await this.makeKernelDevices();
     });
   }
@@ -189,7 +319,8 @@ export class Resource {
         await v.setPrimaryFlag(false);
       }
       this.roleNow = 'Secondary';
-      this.log.log('info', 'role Secondary');
+      this.event('role:Secondary');
+      this.replicator?.stateChanged();
     } finally {
       this.demoting = false;
     }
@@ -200,13 +331,13 @@ export class Resource {
       if (!this.up) return;
       await this.demote();
       try {
+        await this.replicator?.disconnect();
         await this.nbd?.close();
         for (const v of this.volumes) await v.detach(true);
       } finally {
         // Whatever failed above, the next `up` starts from nothing.
         this.nbd = undefined;
         this.up = false;
-        this.conn = 'StandAlone';
       }
       this.log.log('info', 'down');
     });
@@ -214,6 +345,7 @@ export class Resource {
 
   /** At shutdown when `down` was refused (device in use): flush and close the metadata cleanly anyway. */
   async forceClose(): Promise<void> {
+    await this.replicator?.disconnect().catch(() => {});
     await this.nbd?.close();
     this.nbd = undefined;
     for (const v of this.volumes) {
@@ -285,24 +417,32 @@ export class Resource {
 
   status(): ResourceStatus {
     const peer = peerHost(this.cfg, this.local);
+    const rep = this.up ? this.replicator : undefined;
     return {
       name: this.name,
       role: this.roleNow,
-      peerRole: 'Unknown',
-      connection: this.conn,
+      peerRole: rep?.connState() === 'Connected' ? rep.peerRole : 'Unknown',
+      connection: rep?.connState() ?? 'StandAlone',
+      connectionReason: rep && rep.connState() !== 'Connected' ? rep.linkReason.message : null,
       peer: peer.names[0] ?? peer.address.host,
       protocol: this.cfg.protocol,
+      authenticated: replicationSettings(this.cfg).auth !== undefined,
       nbdSocket: this.socketPath,
       nbdTcp: (optionValue(this.cfg, 'options', 'nbd-address') as string | undefined) ?? null,
       nbdClients: this.nbd?.clientCount('public') ?? 0,
       volumes: this.volumes.map((v) => {
-        const k = this.kernelDevices.get(v.cfg.number);
+        const n = v.cfg.number;
+        const k = this.kernelDevices.get(n);
+        const c = rep?.counters(n);
+        const sync = rep?.syncProgress(n);
+        const verify = rep?.verifyResult(n);
         return {
-          volume: v.cfg.number,
+          volume: n,
           minor: v.cfg.device.minor,
           device: v.cfg.device.path,
           disk: v.disk,
-          peerDisk: 'DUnknown',
+          peerDisk: rep?.peerDisk(n) ?? 'DUnknown',
+          replication: rep?.volumeConnState(n) ?? 'StandAlone',
           sizeBytes: v.sizeBytes,
           outOfSyncBytes: v.outOfSyncBytes(),
           nbdExport: v.name,
@@ -310,6 +450,25 @@ export class Resource {
             ? { kind: k.kind, blockDevice: k.blockDevice ?? null, reason: k.reason ?? null }
             : null,
           diskReason: v.diskReason ?? null,
+          sync: sync
+            ? {
+                totalBytes: sync.totalBytes,
+                doneBytes: sync.doneBytes,
+                speedBytesPerSecond: Math.round(sync.speedBytes),
+              }
+            : null,
+          verify: verify ?? null,
+          splitBrain: rep?.refusal(n) ?? null,
+          counters: {
+            sentBytes: c?.sentBytes ?? 0,
+            receivedBytes: c?.receivedBytes ?? 0,
+            diskWrittenBytes: v.localCounters.diskWrittenBytes,
+            diskReadBytes: v.localCounters.diskReadBytes,
+            pending: c?.pending ?? 0,
+            unacked: c?.unacked ?? 0,
+            appPending: v.appInFlight(),
+            epochs: c?.epochs ?? 0,
+          },
         };
       }),
     };

@@ -7,6 +7,23 @@ export interface MetaFlags {
   readonly wasUpToDate: boolean;
   readonly peerOutdated: boolean;
   readonly primary: boolean;
+  /** Not shut down cleanly while Primary (DRBD's MDF_CRASHED_PRIMARY); cleared by the next sync handshake. */
+  readonly crashedPrimary: boolean;
+}
+
+/** DRBD's generation UUIDs: UI_CURRENT, UI_BITMAP, UI_HISTORY_START/END. */
+export interface Uuids {
+  readonly current: bigint;
+  readonly bitmap: bigint;
+  readonly history: readonly [bigint, bigint];
+}
+
+/** A run of out-of-sync blocks, in bits and in data bytes (clipped to the data size). */
+export interface OutOfSyncRun {
+  readonly firstBit: number;
+  readonly bitCount: number;
+  readonly offsetBytes: number;
+  readonly lengthBytes: number;
 }
 
 export interface VolumeMeta {
@@ -29,6 +46,21 @@ export interface VolumeMeta {
   /** Everything out of sync, crash-safely (a crash half-way redoes it on open). */
   requestFullSync(): Promise<void>;
   outOfSyncBytes(): number;
+  uuids(): Uuids;
+  /** Writes the superblock crash-safely with these UUIDs changed. */
+  setUuids(patch: Partial<Uuids>): Promise<void>;
+  /** Bits in the out-of-sync bitmap (one per 4 KiB of data). */
+  readonly bitCount: number;
+  /** The bitmap's bytes (bit n at byte n/8, bit n%8); a live view: do not modify. */
+  bitmapBytes(): Uint8Array;
+  /** Sets bits [first, first+count) (the peer's bitmap is ORed in). */
+  setBits(first: number, count: number): void;
+  /** Marks whole 4 KiB blocks inside the range in sync; returns how many bits were cleared. */
+  markInSync(offset: number, length: number): number;
+  /** Bits set. */
+  dirtyBits(): number;
+  /** The first run of set bits at or after `startBit`. */
+  nextDirtyRun(startBit: number, bitCountMax: number): OutOfSyncRun | undefined;
   /** Persists dirty bitmap pages. */
   flush(): Promise<void>;
   /** Persists everything; `clean` records an orderly shutdown (no AL replay needed). */

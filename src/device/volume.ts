@@ -6,6 +6,7 @@ import { MetaError } from '../meta/errors.js';
 import type { NbdExport } from '../nbd/export.js';
 import { type BlockStorage, StorageError } from '../storage/storage.js';
 import type { Logger } from '../util/log.js';
+import { RangeLock } from '../util/range-lock.js';
 import { type DiskState, diskStateOnAttach, type Role } from './state.js';
 import type { VolumeMeta } from './volume-meta.js';
 
@@ -18,6 +19,22 @@ export interface VolumeHost {
   onIoError(): 'pass_on' | 'call-local-io-error' | 'detach';
   fencing(): string;
   log: Logger;
+  /** The replication engine, when the resource has one (tandemd; not in one-node unit tests). */
+  peer(): VolumePeer | undefined;
+}
+
+/** What an application request needs of the replication engine (src/device/replicator.ts). */
+export interface VolumePeer {
+  writeGate(volume: number): Promise<void> | undefined;
+  replicateWrite(volume: number, buf: Buffer, offset: number, fua: boolean): Promise<boolean> | undefined;
+  writeCompleted(): void;
+  replicateFlush(): Promise<boolean> | undefined;
+}
+
+/** The volume's /proc/drbd counters that are local (bytes; tandemadm shows KiB). */
+export interface LocalCounters {
+  diskWrittenBytes: number;
+  diskReadBytes: number;
 }
 
 /** Opens the backing disk and its metadata; injected so tests can use memory or faulty storage. */
@@ -44,6 +61,11 @@ export class Volume implements NbdExport {
   diskReason: string | undefined;
   clients = 0;
   private zeroes: Buffer | undefined;
+  /** Orders overlapping writes (application, peer, resync) on this volume. */
+  readonly ranges = new RangeLock();
+  readonly localCounters: LocalCounters = { diskWrittenBytes: 0, diskReadBytes: 0 };
+  /** Application requests under way. */
+  private appRequests = 0;
 
   constructor(host: VolumeHost, cfg: ResolvedVolume, opener: VolumeOpener) {
     this.host = host;
@@ -55,6 +77,14 @@ export class Volume implements NbdExport {
 
   get description(): string {
     return `tandem ${this.name} (${this.cfg.device.path})`;
+  }
+
+  get number(): number {
+    return this.cfg.number;
+  }
+
+  appInFlight(): number {
+    return this.appRequests;
   }
 
   get sizeBytes(): number {
@@ -143,6 +173,64 @@ export class Volume implements NbdExport {
     this.disk = 'UpToDate';
   }
 
+  /** A disk state change the replication engine decided (sync start/end, in sync with the peer). */
+  async setDisk(state: DiskState, reason?: string): Promise<void> {
+    const meta = this.meta;
+    if (meta === undefined || this.disk === 'Diskless' || this.disk === 'Failed') return;
+    if (state === 'UpToDate') await meta.setFlags({ consistent: true, wasUpToDate: true });
+    else if (state === 'Inconsistent') await meta.setFlags({ consistent: false });
+    else if (state === 'Outdated') await meta.setFlags({ consistent: true, wasUpToDate: false });
+    if (this.disk !== state) {
+      this.host.log.log('info', `disk ${this.disk} -> ${state}${reason ? ` (${reason})` : ''}`, {
+        volume: this.cfg.number,
+      });
+    }
+    this.disk = state;
+    this.diskReason = reason;
+  }
+
+  /** The disk for tandem's own I/O (peer writes, resync, verify): no role check. */
+  private localDisk(): BlockStorage {
+    const d = this.data;
+    if (!d || this.disk === 'Failed' || this.detaching)
+      throw requestRefused(`volume ${this.name} has no disk (${this.disk})`, nbdEIO);
+    return d;
+  }
+
+  readLocal(buf: Buffer, offset: number): Promise<void> {
+    return this.tracked(async () => {
+      try {
+        await this.localDisk().read(buf, offset);
+        this.localCounters.diskReadBytes += buf.length;
+      } catch (e) {
+        this.ioFailed(e);
+      }
+    });
+  }
+
+  writeLocal(buf: Uint8Array, offset: number, fua: boolean): Promise<void> {
+    return this.tracked(async () => {
+      const d = this.localDisk();
+      try {
+        await d.write(buf, offset);
+        if (fua) await d.flush();
+        this.localCounters.diskWrittenBytes += buf.length;
+      } catch (e) {
+        this.ioFailed(e);
+      }
+    });
+  }
+
+  flushLocal(): Promise<void> {
+    return this.tracked(async () => {
+      try {
+        await this.localDisk().flush();
+      } catch (e) {
+        this.ioFailed(e);
+      }
+    });
+  }
+
   async setPrimaryFlag(primary: boolean): Promise<void> {
     await this.meta?.setFlags({ primary });
   }
@@ -225,40 +313,70 @@ export class Volume implements NbdExport {
 
   read(buf: Buffer, offset: number): Promise<void> {
     return this.tracked(async () => {
+      this.appRequests++;
       try {
         await this.storage().read(buf, offset);
+        this.localCounters.diskReadBytes += buf.length;
       } catch (e) {
         this.ioFailed(e);
+      } finally {
+        this.appRequests--;
       }
     });
   }
 
   write(buf: Buffer, offset: number, fua: boolean): Promise<void> {
-    return this.tracked(() => this.writeNow(buf, offset, fua));
+    return this.tracked(async () => {
+      this.appRequests++;
+      try {
+        await this.writeNow(buf, offset, fua);
+      } finally {
+        this.appRequests--;
+        this.host.peer()?.writeCompleted();
+      }
+    });
   }
 
   private async writeNow(buf: Buffer, offset: number, fua: boolean): Promise<void> {
     const s = this.storage();
     const meta = this.meta as VolumeMeta;
+    const length = buf.length;
     let al: Promise<void> | undefined;
     try {
-      al = meta.beginWrite(offset, buf.length);
+      al = meta.beginWrite(offset, length);
     } catch (e) {
       this.ioFailed(e, true);
     }
-    if (al) {
-      // A failed activity-log write leaves the store failed: every later write would fail too.
-      await al.catch((e: unknown) => this.ioFailed(e, true));
-    }
-    // No peer has this write yet: it is out of sync until replicated.
-    meta.markOutOfSync(offset, buf.length);
     try {
-      await s.write(buf, offset);
-      if (fua) await s.flush();
-    } catch (e) {
-      this.ioFailed(e);
+      if (al) {
+        // A failed activity-log write leaves the store failed: every later write would fail too.
+        await al.catch((e: unknown) => this.ioFailed(e, true));
+      }
+      const peer = this.host.peer();
+      const gate = peer?.writeGate(this.cfg.number);
+      if (gate) await gate;
+      // Registered now, in submission order: overlapping writes reach both disks in this order.
+      const lock = this.ranges.acquire(offset, length);
+      let remote: Promise<boolean> | undefined;
+      try {
+        if (lock.ready) await lock.ready;
+        remote = peer?.replicateWrite(this.cfg.number, buf, offset, fua);
+        // The peer does not get this write: it is out of sync until a resync carries it.
+        if (remote === undefined) meta.markOutOfSync(offset, length);
+        try {
+          await s.write(buf, offset);
+          if (fua) await s.flush();
+          this.localCounters.diskWrittenBytes += length;
+        } catch (e) {
+          this.ioFailed(e);
+        }
+      } finally {
+        lock.release();
+      }
+      // The peer part failed (connection lost, the peer's disk failed): out of sync.
+      if (remote !== undefined && !(await remote)) meta.markOutOfSync(offset, length);
     } finally {
-      meta.endWrite(offset, buf.length);
+      meta.endWrite(offset, length);
     }
   }
 
@@ -269,10 +387,19 @@ export class Volume implements NbdExport {
 
   flush(): Promise<void> {
     return this.tracked(async () => {
+      this.appRequests++;
       try {
-        await this.storage().flush();
-      } catch (e) {
-        this.ioFailed(e);
+        // Both disks at once; the peer's part is given up (and its writes marked out of
+        // sync by the engine) if the connection fails.
+        const remote = this.host.peer()?.replicateFlush();
+        try {
+          await this.storage().flush();
+        } catch (e) {
+          this.ioFailed(e);
+        }
+        if (remote !== undefined) await remote;
+      } finally {
+        this.appRequests--;
       }
     });
   }

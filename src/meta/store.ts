@@ -117,7 +117,15 @@ export class MetaStore {
     // The bits must be durable before the log that justified them is emptied.
     await store.flushBitmap();
     await store.writeAl(al.reset());
-    await store.updateSuperblock({ alSlots, flags: { cleanShutdown: false, fullSync: false } });
+    // DRBD's MDF_CRASHED_PRIMARY: a Primary that did not shut down cleanly; kept until a
+    // sync handshake with the peer has dealt with it.
+    const crashedPrimary =
+      snap.superblock.flags.crashedPrimary ||
+      (!snap.superblock.flags.cleanShutdown && snap.superblock.flags.primaryIndicator);
+    await store.updateSuperblock({
+      alSlots,
+      flags: { cleanShutdown: false, fullSync: false, crashedPrimary },
+    });
     return store;
   }
 

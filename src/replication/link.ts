@@ -11,7 +11,7 @@ import { createServer, type Server, type Socket, connect as tcpConnect } from 'n
 import { authMismatch, CramHmac } from './auth.js';
 import { type LinkClock, realClock, type TimerHandle } from './clock.js';
 import { ProtocolError } from './errors.js';
-import { encodeFrame, type Frame, type FrameOf } from './frames.js';
+import { encodeFrame, encodeFrameParts, type Frame, type FrameOf } from './frames.js';
 import { negotiateVersion, protocolVersionMax, protocolVersionMin } from './header.js';
 import { type DisconnectReason, helloFeaturesKnown } from './messages-session.js';
 import { FrameDecoder } from './stream.js';
@@ -38,6 +38,10 @@ export type LinkReasonCode =
   /** Resource name, node name or protocol versions that cannot work together (fatal: StandAlone). */
   | 'incompatible'
   | 'protocol-error'
+  /** The sync handshake found a split brain (or unrelated data) it may not resolve (fatal: StandAlone). */
+  | 'split-brain'
+  /** The sync handshake refused for another reason, e.g. a SyncSource without good data (fatal). */
+  | 'sync-refused'
   | 'ping-timeout'
   | 'handshake-timeout'
   | 'peer-closed'
@@ -190,6 +194,63 @@ export class PeerLink {
     return true;
   }
 
+  /**
+   * Like send(), without copying bulk payloads: the frame's payload buffer is handed to
+   * the socket as is, so the caller must not reuse it before `written` is called (the
+   * bytes are in the kernel's send queue, or the connection failed: `written(false)`).
+   */
+  sendZeroCopy(frame: Frame, written?: (ok: boolean) => void): boolean {
+    const conn = this.active;
+    if (conn === undefined || conn.phase !== 'connected') return false;
+    const parts = encodeFrameParts(frame);
+    const socket = conn.socket;
+    socket.cork();
+    for (let i = 0; i < parts.length - 1; i++) socket.write(parts[i]!);
+    socket.write(parts[parts.length - 1]!, written === undefined ? undefined : (err) => written(!err));
+    socket.uncork();
+    return true;
+  }
+
+  /** Bytes queued on the Connected link's socket, not yet in the kernel (0 when not Connected). */
+  get queuedBytes(): number {
+    const conn = this.active;
+    return conn === undefined || conn.phase !== 'connected' ? 0 : conn.socket.writableLength;
+  }
+
+  /** Settles when the socket's queue has drained (or the connection is gone). */
+  whenDrained(): Promise<void> {
+    const conn = this.active;
+    if (conn === undefined || conn.phase !== 'connected' || conn.socket.writableLength === 0) {
+      return Promise.resolve();
+    }
+    const socket = conn.socket;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.once('drain', done);
+      socket.once('close', done);
+    });
+  }
+
+  /**
+   * Ends the Connected link for a reason found above the link (incompatible settings, a
+   * split brain, a frame that makes no sense in the current state). `fatal` goes
+   * StandAlone with no retry, as DRBD does after a failed sync handshake.
+   */
+  drop(reason: LinkReason, options: { fatal: boolean; state?: LinkState; tell?: DisconnectReason }): void {
+    const conn = this.active;
+    if (conn === undefined) return;
+    this.fail(conn, {
+      state: options.state ?? (options.fatal ? 'StandAlone' : 'ProtocolError'),
+      reason,
+      fatal: options.fatal,
+      ...(options.tell === undefined ? {} : { tell: options.tell }),
+    });
+  }
+
   /** Closes everything (telling a Connected peer 'shutdown'), clears all timers; resolves when closed. */
   async stop(): Promise<void> {
     if (!this.running) {
@@ -327,7 +388,7 @@ export class PeerLink {
     // Disconnect is accepted in every phase: it says why the peer refuses us.
     if (frame.kind === 'Disconnect') {
       const { reason, message } = frame.body;
-      const fatal = reason === 'auth-failed' || reason === 'incompatible';
+      const fatal = reason === 'auth-failed' || reason === 'incompatible' || reason === 'split-brain';
       this.fail(conn, {
         state: fatal ? 'StandAlone' : 'BrokenPipe',
         reason: {

@@ -64,7 +64,13 @@ async function setup(diskSection: string) {
     return { data, meta: volumeMeta(store, { layout, metaDevice, data, close }) };
   };
   const log = memoryLogger();
-  const res = new Resource(r, localHost(r, 'a'), { runDir: dir, log, opener, kernelDevices: false });
+  const res = new Resource(r, localHost(r, 'a'), {
+    runDir: dir,
+    log,
+    opener,
+    kernelDevices: false,
+    replication: false,
+  });
   await res.bringUp();
   await res.primary(true);
   const clients: TestNbdClient[] = [];

@@ -42,7 +42,13 @@ async function setup(text = conf) {
     return { data, meta: volumeMeta(store, { layout, metaDevice: disk, data, close: async () => {} }) };
   };
   const log = memoryLogger();
-  const res = new Resource(r, localHost(r, 'a'), { runDir: dir, log, opener, kernelDevices: false });
+  const res = new Resource(r, localHost(r, 'a'), {
+    runDir: dir,
+    log,
+    opener,
+    kernelDevices: false,
+    replication: false,
+  });
   return {
     res,
     disk,

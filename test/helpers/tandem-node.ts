@@ -52,27 +52,44 @@ export class TandemNode {
   readonly disk: string;
   readonly device: string;
   readonly mnt: string;
-  readonly name = 'alpha';
+  readonly name: string;
   private daemon: ChildProcess | undefined;
+  /** Part of a cluster: the cluster's directory is removed by the cluster. */
+  private readonly ownsDir: boolean;
 
   /** A node with a sparse backing file of `diskBytes` (256 MiB by default). */
   static async create(
-    options: { diskBytes?: number; resource?: string; extraConf?: string } = {},
+    options: { diskBytes?: number; resource?: string; extraConf?: string; port?: number } = {},
   ): Promise<TandemNode> {
     const n = new TandemNode(options);
     await n.sizeDisk(options.diskBytes ?? 256 * 1024 * 1024);
     return n;
   }
 
-  private constructor(options: { resource?: string; extraConf?: string }) {
-    this.dir = mkdtempSync(join(tmpdir(), 'tandem-sys-'));
+  /**
+   * A node of a two-node cluster on loopback: `dir` is its own directory inside the
+   * cluster's, `conf` the configuration both nodes share (written by the caller).
+   */
+  static member(options: { dir: string; name: string; conf: string }): TandemNode {
+    return new TandemNode({}, options);
+  }
+
+  private constructor(
+    options: { resource?: string; extraConf?: string; port?: number },
+    member?: { dir: string; name: string; conf: string },
+  ) {
+    this.ownsDir = member === undefined;
+    this.name = member?.name ?? 'alpha';
+    this.dir = member?.dir ?? mkdtempSync(join(tmpdir(), 'tandem-sys-'));
+    mkdirSync(this.dir, { recursive: true });
     this.runDir = join(this.dir, 'run');
     this.disk = join(this.dir, 'disk.img');
     this.device = join(this.dir, 'drbd7');
     this.mnt = join(this.dir, 'mnt');
     mkdirSync(this.mnt);
-    this.conf = join(this.dir, 'tandem.conf');
+    this.conf = member?.conf ?? join(this.dir, 'tandem.conf');
     writeFileSync(this.disk, Buffer.alloc(0));
+    if (member !== undefined) return;
     writeFileSync(
       this.conf,
       `resource ${options.resource ?? 'r0'} {
@@ -81,8 +98,8 @@ export class TandemNode {
   meta-disk internal;
   net { protocol C; }
   ${options.extraConf ?? ''}
-  on ${this.name} { address 127.0.0.1:7789; }
-  on bravo { address 127.0.0.2:7789; }
+  on ${this.name} { address 127.0.0.1:${options.port ?? 7789}; }
+  on bravo { address 127.0.0.2:${options.port ?? 7789}; }
 }
 `,
     );
@@ -188,6 +205,6 @@ export class TandemNode {
       if (dir?.startsWith(this.dir)) await sh('umount', ['-l', dir]);
     }
     await sh('pkill', ['-f', `nbdfuse ${this.runDir}`]);
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
   }
 }

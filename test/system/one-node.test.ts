@@ -43,7 +43,7 @@ describe('one node: the seed story on tandem', { skip }, () => {
     assert.match(refused.err, /State change failed: \(-2\) Need access to UpToDate data/);
     ok(await n.adm('primary', '--force', 'r0'), 'primary --force');
     assert.equal(ok(await n.adm('role', 'r0'), 'role'), 'Primary/Unknown\n');
-    assert.equal(ok(await n.adm('cstate', 'r0'), 'cstate'), 'StandAlone\n');
+    assert.equal(ok(await n.adm('cstate', 'r0'), 'cstate'), 'WFConnection\n');
     const st = JSON.parse(ok(await n.adm('status', '--json', 'r0'), 'status'));
     assert.equal(st.resources[0].volumes[0].disk, 'UpToDate');
     assert.equal(st.resources[0].volumes[0].kernelDevice.kind, 'fuse-loop');
