@@ -516,9 +516,8 @@ export class Replicator {
       for (const handler of d.handlers) this.h.runHandler(handler, n);
       const details =
         d.reason === 'split-brain'
-          ? `${d.message} This node has ${kib(self.dirtyBits)} KiB of changes, ${this.h.peerName} has ${kib(peer.dirtyBits)} KiB. ` +
-            `To keep ${this.h.peerName}'s data: on this node 'tandemadm secondary ${this.h.resource}; tandemadm connect --discard-my-data ${this.h.resource}', and 'tandemadm connect ${this.h.resource}' on ${this.h.peerName}. ` +
-            `To keep this node's: the same the other way round.`
+          ? `${d.message} To keep ${this.h.peerName}'s data: on this node 'tandemadm secondary ${this.h.resource}; tandemadm connect --discard-my-data ${this.h.resource}', and 'tandemadm connect ${this.h.resource}' on ${this.h.peerName}. ` +
+            `To keep this node's data: the same with the nodes swapped.`
           : d.message;
       this.refuse(p, d.reason === 'split-brain' ? 'split-brain' : 'sync-refused', details);
       return;

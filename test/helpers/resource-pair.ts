@@ -1,0 +1,169 @@
+// Two Resources in one process on loopback for replication tests: memory disks with
+// real metadata, the link through a LinkProxy (hold a direction, cut, partition), and
+// each node's data disk behind a gate that can hold writes and flushes.
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseDrbdConfig } from '../../src/config/drbd-load.js';
+import { localHost, resolveConfig } from '../../src/config/drbd-resolve.js';
+import { volumeMeta } from '../../src/device/disk.js';
+import { Resource } from '../../src/device/resource.js';
+import type { VolumeOpener } from '../../src/device/volume.js';
+import { computeLayout } from '../../src/meta/layout.js';
+import { MetaStore } from '../../src/meta/store.js';
+import { MemoryStorage } from '../../src/storage/memory.js';
+import type { BlockStorage } from '../../src/storage/storage.js';
+import { StorageView } from '../../src/storage/view.js';
+import { memoryLogger } from '../../src/util/log.js';
+import { freePort } from './cluster.js';
+import { LinkProxy } from './link-proxy.js';
+
+export const backingBytes = 32 * 1024 * 1024;
+
+/** A disk whose writes and flushes can be held (a slow or stuck disk). */
+export class GatedStorage implements BlockStorage {
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+  writes = 0;
+  flushes = 0;
+  constructor(private readonly inner: BlockStorage) {}
+  get sizeBytes(): number {
+    return this.inner.sizeBytes;
+  }
+  get name(): string {
+    return this.inner.name;
+  }
+  hold(): void {
+    this.gate ??= new Promise((r) => {
+      this.open = r;
+    });
+  }
+  release(): void {
+    this.open?.();
+    this.gate = undefined;
+  }
+  read(buf: Uint8Array, offset: number): Promise<void> {
+    return this.inner.read(buf, offset);
+  }
+  async write(buf: Uint8Array, offset: number): Promise<void> {
+    if (this.gate) await this.gate;
+    this.writes++;
+    return this.inner.write(buf, offset);
+  }
+  async flush(): Promise<void> {
+    if (this.gate) await this.gate;
+    this.flushes++;
+    return this.inner.flush();
+  }
+  discard(offset: number, length: number): Promise<void> {
+    return this.inner.discard(offset, length);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+export interface Node {
+  readonly res: Resource;
+  readonly disk: MemoryStorage;
+  readonly data: GatedStorage;
+  readonly log: ReturnType<typeof memoryLogger>;
+}
+
+export async function pair(protocol: 'A' | 'B' | 'C', extraNet = '', extraConf = '') {
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-repl-'));
+  const [pa, pb] = [await freePort(), await freePort()];
+  const text = `resource r0 {
+  device /dev/drbd1; disk /dev/fake; meta-disk internal;
+  net { protocol ${protocol}; connect-int 1; ${extraNet} }
+  ${extraConf}
+  on a { address 127.0.0.1:${pa}; }
+  on b { address 127.0.0.1:${pb}; }
+}`;
+  const cfg = resolveConfig(parseDrbdConfig(text, 'test.res')).resources[0]!;
+  // a dials b through the proxy; 'a' sorts first, so a's connection is the one kept.
+  const proxy = await LinkProxy.start({ host: '127.0.0.1', port: pb });
+  const make = async (name: 'a' | 'b'): Promise<Node> => {
+    const disk = new MemoryStorage(backingBytes, `mem-${name}`);
+    const layout = computeLayout({ kind: 'internal', backingBytes });
+    await MetaStore.create(disk, layout);
+    const data = new GatedStorage(new StorageView(disk, 0, layout.dataBytes));
+    const opener: VolumeOpener = async () => {
+      const store = await MetaStore.open(disk, layout);
+      return { data, meta: volumeMeta(store, { layout, metaDevice: disk, data, close: async () => {} }) };
+    };
+    const log = memoryLogger();
+    const res = new Resource(cfg, localHost(cfg, name), {
+      runDir: join(dir, name),
+      log,
+      opener,
+      kernelDevices: false,
+      ...(name === 'a' ? { peerEndpoint: { host: '127.0.0.1', port: proxy.port } } : {}),
+    });
+    return { res, disk, data, log };
+  };
+  mkdirSync(join(dir, 'a'));
+  mkdirSync(join(dir, 'b'));
+  const a = await make('a');
+  const b = await make('b');
+  await a.res.bringUp();
+  await b.res.bringUp();
+  return {
+    a,
+    b,
+    proxy,
+    async cleanup() {
+      proxy.release('forward');
+      proxy.release('backward');
+      a.data.release();
+      b.data.release();
+      await a.res.down().catch(() => a.res.forceClose());
+      await b.res.down().catch(() => b.res.forceClose());
+      await proxy.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export const vol = (n: Node) => n.res.status().volumes[0]!;
+
+/** Connected, a Primary after the initial full sync, both UpToDate. */
+export async function syncedPair(protocol: 'A' | 'B' | 'C', extraNet = '', extraConf = '') {
+  const p = await pair(protocol, extraNet, extraConf);
+  await waitFor(
+    'connected',
+    () => p.a.res.status().connection === 'Connected' && p.b.res.status().connection === 'Connected',
+  );
+  await p.a.res.primary(true);
+  await waitFor(
+    'sync',
+    () =>
+      vol(p.a).peerDisk === 'UpToDate' &&
+      vol(p.b).disk === 'UpToDate' &&
+      vol(p.a).replication === 'Connected',
+  );
+  return p;
+}
+
+/** Whether `promise` settles within `ms`. */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let settled = false;
+  void promise.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
+  await new Promise((r) => setTimeout(r, ms));
+  return settled;
+}
