@@ -10,7 +10,15 @@ import type { ResolvedConfig, ResolvedResource } from '../config/drbd-model.js';
 import { localHost, optionValue } from '../config/drbd-resolve.js';
 import { callDaemon, DaemonUnreachableError } from '../daemon/control-client.js';
 import type { ControlCommand } from '../daemon/control-protocol.js';
-import { type NodeStatus, type ResourceStatus, renderStatus } from '../daemon/status.js';
+import {
+  diffEvents,
+  type NodeStatus,
+  type ResourceStatus,
+  renderEventsNow,
+  renderOverview,
+  renderProc,
+  renderStatus,
+} from '../daemon/status.js';
 import { CliError, exitCodes, printWarnings, runMain } from './errors.js';
 import { createMd, dumpMd, type MdContext } from './md-commands.js';
 
@@ -21,6 +29,8 @@ interface Context {
   readonly json: boolean;
   readonly force: boolean;
   readonly discardMyData: boolean;
+  /** events: print the current state and exit. */
+  readonly now: boolean;
   /** wait-connect / wait-sync: give up after this many seconds (0: wait for ever). */
   readonly timeoutSeconds: number;
   /** The resources named on the command line (`all` or none: every one). */
@@ -299,6 +309,43 @@ const commands: readonly Command[] = [
     },
   },
   {
+    name: 'proc',
+    args: '[RES|all]',
+    describe: "print DRBD 8.4's /proc/drbd: states, counters, resync progress",
+    resourceOptional: true,
+    run: async (ctx) => {
+      ctx.out(renderProc((await daemonStatus(ctx)).resources));
+      return exitCodes.ok;
+    },
+  },
+  {
+    name: 'overview',
+    args: '[RES|all]',
+    describe: 'one line per volume (drbd-overview)',
+    resourceOptional: true,
+    run: async (ctx) => {
+      ctx.out(renderOverview((await daemonStatus(ctx)).resources));
+      return exitCodes.ok;
+    },
+  },
+  {
+    name: 'events',
+    args: '[--now] [RES|all]',
+    describe: 'print state changes as they happen (drbdsetup events2); --now: the current state, then exit',
+    resourceOptional: true,
+    run: async (ctx) => {
+      let last = (await daemonStatus(ctx)).resources;
+      ctx.out(renderEventsNow(last));
+      if (ctx.now) return exitCodes.ok;
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const next = (await daemonStatus(ctx)).resources;
+        for (const line of diffEvents(last, next)) ctx.out(`${line}\n`);
+        last = next;
+      }
+    },
+  },
+  {
     name: 'dump',
     args: '[RES|all]',
     describe: 'print the effective configuration (common folded in); --json for JSON',
@@ -425,6 +472,7 @@ async function main(argv: readonly string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       force: { type: 'boolean', default: false },
       'discard-my-data': { type: 'boolean', default: false },
+      now: { type: 'boolean', default: false },
       timeout: { type: 'string' },
       quiet: { type: 'boolean', short: 'q', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -475,6 +523,7 @@ async function main(argv: readonly string[]): Promise<number> {
     json: values.json === true,
     force: values.force === true,
     discardMyData: values['discard-my-data'] === true,
+    now: values.now === true,
     timeoutSeconds: parseTimeout(values.timeout),
     resources,
     out: (t) => process.stdout.write(t),

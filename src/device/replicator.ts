@@ -32,6 +32,7 @@ import {
 import {
   decideSync,
   formatUuid,
+  policiesAsSeenByPeer,
   type SideInfo,
   type SyncDecision,
   uuidNewBitmapOffset,
@@ -463,6 +464,19 @@ export class Replicator {
       return;
     }
     if (before !== s.disk) this.h.event(`peer-disk:${s.disk} volume:${p.v.number}`);
+    // Both nodes decided the same direction (DRBD's rules on contradictory UUIDs): neither
+    // would ever send or ask for data.
+    if (
+      (p.sync === 'WFBitMapS' && s.conn === 'WFBitMapS') ||
+      (p.sync === 'WFBitMapT' && (s.conn === 'WFBitMapT' || s.conn === 'WFSyncUUID'))
+    ) {
+      this.refuse(
+        p,
+        'sync-refused',
+        `both nodes decided to be ${p.sync === 'WFBitMapS' ? 'SyncSource' : 'SyncTarget'}: the generation UUIDs contradict each other; resolve with 'tandemadm invalidate' on the node whose data is to be replaced`,
+      );
+      return;
+    }
     // The SyncTarget reports UpToDate when it has everything: the resync is over here too.
     if (p.sync === 'SyncSource' && s.disk === 'UpToDate') void this.finishSource(p);
   }
@@ -516,7 +530,7 @@ export class Replicator {
       for (const handler of d.handlers) this.h.runHandler(handler, n);
       const details =
         d.reason === 'split-brain'
-          ? `${d.message} To keep ${this.h.peerName}'s data: on this node 'tandemadm secondary ${this.h.resource}; tandemadm connect --discard-my-data ${this.h.resource}', and 'tandemadm connect ${this.h.resource}' on ${this.h.peerName}. ` +
+          ? `${d.message} Out of sync: ${kib(self.dirtyBits)} KiB changed on this node, ${kib(peer.dirtyBits)} KiB on ${this.h.peerName}. To keep ${this.h.peerName}'s data: on this node 'tandemadm secondary ${this.h.resource}; tandemadm connect --discard-my-data ${this.h.resource}', and 'tandemadm connect ${this.h.resource}' on ${this.h.peerName}. ` +
             `To keep this node's data: the same with the nodes swapped.`
           : d.message;
       this.refuse(p, d.reason === 'split-brain' ? 'split-brain' : 'sync-refused', details);
@@ -531,7 +545,10 @@ export class Replicator {
       this.refuse(p, 'sync-refused', 'I shall become SyncTarget, but I am Primary! (demote first)');
       return;
     }
-    if (d.splitBrain) this.h.event(`split-brain volume:${n} resolved by ${d.splitBrain.resolvedBy}`);
+    if (d.splitBrain) {
+      this.h.event(`split-brain volume:${n} resolved by ${d.splitBrain.resolvedBy}`);
+      this.h.runHandler('initial-split-brain', n);
+    }
     void this.startBitmapExchange(p, d.direction, d.full);
   }
 
@@ -587,6 +604,8 @@ export class Replicator {
     p.sync = direction === 'source' ? 'WFBitMapS' : 'WFBitMapT';
     p.bitmapIn = new BitmapReceiver(meta.bitCount, (first, count) => meta.setBits(first, count));
     p.bitmapSent = false;
+    // Tells the peer our direction before the bitmap: it checks that it decided the other.
+    this.sendState(p);
     try {
       if (full) await meta.requestFullSync();
       if (this.linkStateNow !== 'Connected') return;
@@ -756,7 +775,9 @@ export class Replicator {
   replicateWrite(n: number, buf: Buffer, offset: number, fua: boolean): Promise<boolean> | undefined {
     const p = this.vols[n]!;
     if (!this.replicating(p)) return undefined;
-    if (this.closeEpoch) {
+    // Protocol C needs no barriers: a write completes only once it is on the peer's disk,
+    // so whatever is submitted after a completion is applied after it there anyway.
+    if (this.closeEpoch && this.h.settings.protocol !== 'C') {
       this.link.send({ kind: 'Barrier', volume: 0, body: { epoch: this.epoch } });
       this.epoch++;
       this.epochWrites = 0;
@@ -828,6 +849,18 @@ export class Replicator {
     const seqAtFlush = this.seq;
     if (!this.link.send({ kind: 'Flush', volume: 0, body: { flushId } })) return undefined;
     return new Promise((resolve) => this.flushWaiters.set(flushId, { seqAtFlush, resolve }));
+  }
+
+  /**
+   * Drops completed transfer-log entries from the oldest on while `done` holds: the
+   * peer has them on its disk. The log is in sequence order (a Map keeps insertion
+   * order), so this stops at the first entry that is not done.
+   */
+  private forgetWritten(done: (e: TlEntry) => boolean): void {
+    for (const e of this.tl.values()) {
+      if (!done(e)) return;
+      if (e.resolve === undefined) this.tl.delete(e.seq);
+    }
   }
 
   private acked(first: number, last: number, how: 'received' | 'written' | 'failed'): void {
@@ -977,12 +1010,10 @@ export class Replicator {
       case 'Barrier':
         this.onBarrier(frame.body.epoch);
         return;
-      case 'BarrierAck': {
+      case 'BarrierAck':
         // Every write of epochs up to this one is on the peer's disk (protocols A and B).
-        for (const e of [...this.tl.values()])
-          if (e.epoch <= frame.body.epoch && e.resolve === undefined) this.tl.delete(e.seq);
+        this.forgetWritten((e) => e.epoch <= frame.body.epoch);
         return;
-      }
       case 'Flush':
         this.onFlush(frame.body.flushId);
         return;
@@ -990,8 +1021,7 @@ export class Replicator {
         const w = this.flushWaiters.get(frame.body.flushId);
         if (!w) return;
         this.flushWaiters.delete(frame.body.flushId);
-        for (const e of [...this.tl.values()])
-          if (e.seq <= w.seqAtFlush && e.resolve === undefined) this.tl.delete(e.seq);
+        this.forgetWritten((e) => e.seq <= w.seqAtFlush);
         w.resolve(true);
         return;
       }
@@ -1061,7 +1091,13 @@ export class Replicator {
     if (params.protocol !== s.protocol)
       mismatch.push(`protocol ${params.protocol} there, ${s.protocol} here`);
     if (params.allowTwoPrimaries !== s.allowTwoPrimaries) mismatch.push('allow-two-primaries differs');
-    if (params.afterSb0pri !== s.afterSb0pri) mismatch.push('after-sb-0pri differs');
+    // DRBD's convert_after_sb: the peer's discard-local is our discard-remote.
+    const theirs = policiesAsSeenByPeer({
+      afterSb0pri: params.afterSb0pri,
+      afterSb1pri: params.afterSb1pri,
+      afterSb2pri: params.afterSb2pri,
+    });
+    if (theirs.afterSb0pri !== s.afterSb0pri) mismatch.push('after-sb-0pri differs');
     if (params.afterSb1pri !== s.afterSb1pri) mismatch.push('after-sb-1pri differs');
     if (params.afterSb2pri !== s.afterSb2pri) mismatch.push('after-sb-2pri differs');
     if (params.csumsAlg !== s.csumsAlg)

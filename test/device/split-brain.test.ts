@@ -64,7 +64,7 @@ test('after-sb-0pri disconnect: both stop StandAlone, status says who has what a
     );
     const sb = vol(p.a).splitBrain ?? '';
     assert.match(sb, /Split-Brain detected but unresolved/);
-    assert.match(sb, /changes: 8 KiB here, 12 KiB on the peer/);
+    assert.match(sb, /8 KiB changed on this node, 12 KiB on b/);
     assert.match(sb, /tandemadm connect --discard-my-data r0/);
     assert.ok(vol(p.b).splitBrain, 'the peer says it too');
     await waitFor('handler', () => existsSync(marker));

@@ -1,0 +1,203 @@
+// Benchmark: two tandem nodes on this machine (both daemons share its cores), the
+// Primary driven by fio's nbd engine. Rows: protocols A, B and C beside the same
+// Primary disconnected (one node) and `nbdkit file` on the same backing file; the
+// initial full sync of random data against `nbdcopy` of the same bytes; and the
+// application's write latency while a resync runs against the same job idle.
+// Usage: npm run bench:two-nodes -- [--seconds N]
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Cluster } from '../test/helpers/cluster.js';
+import { sh, systemTestSkipReason, type TandemNode } from '../test/helpers/tandem-node.js';
+import { type FioJob, type FioResult, fio, fmt, startNbdkit, stopChild, table } from './lib.js';
+
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' } } });
+const seconds = Number(values.seconds);
+const diskBytes = 1024 * 1024 * 1024;
+const ioBytes = 512 * 1024 * 1024;
+
+const skip = await systemTestSkipReason(['fio', 'nbdkit', 'nbdcopy']);
+if (skip) {
+  process.stderr.write(`bench: ${skip}\n`);
+  process.exit(1);
+}
+
+const jobs: readonly FioJob[] = [
+  { name: '4k randwrite QD1', rw: 'randwrite', bs: '4k', iodepth: 1 },
+  { name: '4k randwrite QD16', rw: 'randwrite', bs: '4k', iodepth: 16 },
+];
+
+async function must(p: Promise<{ code: number; err: string; out?: string }>, what: string): Promise<string> {
+  const r = await p;
+  if (r.code !== 0) throw new Error(`${what}: ${r.err}`);
+  return r.out ?? '';
+}
+
+async function settle(): Promise<void> {
+  await sh('sync', []);
+  await sh('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
+}
+
+function uri(n: TandemNode): string {
+  return `nbd+unix:///r0?socket=${join(n.runDir, 'r0.nbd')}`;
+}
+
+async function status(n: TandemNode) {
+  return JSON.parse(await must(n.adm('status', '--json', 'r0'), 'status')).resources[0];
+}
+
+/** Two allocated 1 GiB backing files; alpha's full of random data (so the full sync moves real bytes). */
+async function cluster(protocol: 'A' | 'B' | 'C'): Promise<Cluster> {
+  const c = await Cluster.create({ protocol, diskBytes: 0 });
+  await must(
+    sh('dd', [
+      'if=/dev/urandom',
+      `of=${c.a.disk}`,
+      'bs=4M',
+      `count=${diskBytes / (4 * 1024 * 1024)}`,
+      'conv=fsync',
+    ]),
+    'dd alpha',
+  );
+  await must(
+    sh('dd', [
+      'if=/dev/zero',
+      `of=${c.b.disk}`,
+      'bs=4M',
+      `count=${diskBytes / (4 * 1024 * 1024)}`,
+      'conv=fsync',
+    ]),
+    'dd bravo',
+  );
+  await c.upBoth();
+  for (const n of c.nodes) await must(n.adm('--timeout', '30', 'wait-connect', 'r0'), 'wait-connect');
+  return c;
+}
+
+const rows: string[][] = [];
+const row = (name: string, r: FioResult, ref: FioResult, oneNode?: FioResult): string[] => [
+  name,
+  fmt(r.iops),
+  fmt(r.iops / ref.iops, 2),
+  oneNode ? fmt(r.p50us / oneNode.p50us, 2) : '',
+  `${fmt(r.p50us)}/${fmt(r.p99us)}`,
+];
+
+let syncRow: string[] | undefined;
+let latencyRows: string[][] = [];
+const results = new Map<string, FioResult>();
+
+for (const protocol of ['C', 'B', 'A'] as const) {
+  const c = await cluster(protocol);
+  try {
+    // The initial full sync of 1 GiB of random data.
+    const t0 = performance.now();
+    await must(c.a.adm('primary', '--force', 'r0'), 'primary --force');
+    for (const n of c.nodes) await must(n.adm('--timeout', '600', 'wait-sync', 'r0'), 'wait-sync');
+    const syncSeconds = (performance.now() - t0) / 1000;
+    const dataBytes = (await status(c.a)).volumes[0].sizeBytes as number;
+    if (protocol === 'C') {
+      // The same bytes copied by nbdcopy into nbdkit serving an allocated scratch file.
+      const scratch = join(c.dir, 'scratch.img');
+      await must(
+        sh('dd', [
+          'if=/dev/zero',
+          `of=${scratch}`,
+          'bs=4M',
+          `count=${diskBytes / (4 * 1024 * 1024)}`,
+          'conv=fsync',
+        ]),
+        'dd scratch',
+      );
+      const sock = join(c.dir, 'copy.sock');
+      const kit = await startNbdkit(scratch, sock);
+      const t1 = performance.now();
+      await must(sh('nbdcopy', [c.a.disk, `nbd+unix:///?socket=${sock}`], 600_000), 'nbdcopy');
+      const copySeconds = (performance.now() - t1) / 1000;
+      await stopChild(kit);
+      await sh('rm', ['-f', scratch]);
+      const mbps = dataBytes / syncSeconds / 1e6;
+      const copyMbps = dataBytes / copySeconds / 1e6;
+      syncRow = ['full sync 1 GiB random', fmt(mbps, 1), fmt(copyMbps, 1), fmt(mbps / copyMbps, 2)];
+    }
+    for (const job of jobs) {
+      await settle();
+      results.set(`${protocol} ${job.name}`, await fio(uri(c.a), job, seconds, ioBytes));
+    }
+    if (protocol === 'C') {
+      // Application latency while a resync runs: bravo misses 256 MiB of random
+      // writes, reconnects, and fio measures QD1 writes during the resync.
+      await must(c.a.adm('disconnect', 'r0'), 'disconnect');
+      await must(
+        sh('fio', [
+          '--name=dirty',
+          '--ioengine=nbd',
+          `--uri=${uri(c.a)}`,
+          '--rw=write',
+          '--bs=1m',
+          '--iodepth=8',
+          '--size=256m',
+          '--offset=256m',
+        ]),
+        'dirty',
+      );
+      const oos = (await status(c.a)).volumes[0].outOfSyncBytes as number;
+      await must(c.a.adm('connect', 'r0'), 'connect');
+      const tSync = performance.now();
+      const during = await fio(uri(c.a), jobs[0]!, Math.min(seconds, 5), ioBytes);
+      for (const n of c.nodes) await must(n.adm('--timeout', '600', 'wait-sync', 'r0'), 'wait-sync');
+      const resyncSeconds = (performance.now() - tSync) / 1000;
+      const idle = results.get(`C ${jobs[0]!.name}`)!;
+      latencyRows = [
+        ['4k randwrite QD1, idle', `${fmt(idle.p50us)}/${fmt(idle.p99us)}`, '1.00', ''],
+        [
+          '4k randwrite QD1, during resync',
+          `${fmt(during.p50us)}/${fmt(during.p99us)}`,
+          fmt(during.p50us / idle.p50us, 2),
+          `${fmt(oos / 1e6, 0)} MB in ${fmt(resyncSeconds, 1)} s (≥ ${fmt(oos / resyncSeconds / 1e6, 1)} MB/s)`,
+        ],
+      ];
+    }
+    // The same Primary without its peer: one node.
+    await must(c.a.adm('disconnect', 'r0'), 'disconnect');
+    for (const job of jobs) {
+      await settle();
+      results.set(`one-node ${protocol} ${job.name}`, await fio(uri(c.a), job, seconds, ioBytes));
+    }
+    if (protocol === 'C') {
+      const sock = join(c.dir, 'nbdkit.sock');
+      const kit = await startNbdkit(c.a.disk, sock);
+      try {
+        for (const job of jobs) {
+          await settle();
+          results.set(`nbdkit ${job.name}`, await fio(`nbd+unix:///?socket=${sock}`, job, seconds, ioBytes));
+        }
+      } finally {
+        await stopChild(kit);
+      }
+    }
+  } finally {
+    await c.cleanup();
+  }
+}
+
+for (const job of jobs) {
+  const ref = results.get(`nbdkit ${job.name}`)!;
+  const one = results.get(`one-node C ${job.name}`)!;
+  rows.push([`nbdkit file, ${job.name}`, fmt(ref.iops), '1.00', '', `${fmt(ref.p50us)}/${fmt(ref.p99us)}`]);
+  rows.push(row(`tandem one node, ${job.name}`, one, ref, one));
+  for (const protocol of ['A', 'B', 'C'] as const) {
+    rows.push(
+      row(`tandem protocol ${protocol}, ${job.name}`, results.get(`${protocol} ${job.name}`)!, ref, one),
+    );
+  }
+}
+
+process.stdout.write(
+  `two nodes on one machine, ${seconds} s per job, 1 GiB allocated backing files, fio nbd engine on the Primary\n\n${table(
+    ['job', 'IOPS', 'ratio to nbdkit', 'p50 vs one node', 'p50/p99 us'],
+    rows,
+  )}\n\n${table(['sync', 'tandem MB/s', 'nbdcopy MB/s', 'ratio'], syncRow ? [syncRow] : [])}\n\n${table(
+    ['application during resync', 'p50/p99 us', 'p50 ratio', 'resync'],
+    latencyRows,
+  )}\n`,
+);
