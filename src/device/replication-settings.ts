@@ -20,6 +20,8 @@ export interface ReplicationSettings {
   readonly pingIntMs: number;
   readonly pingTimeoutMs: number;
   readonly timeoutMs: number;
+  /** `ko-count`: a peer that leaves a request unanswered for ko-count × timeout is dropped (0: never). */
+  readonly koCount: number;
   /** `resync-rate` in bytes/s: the fixed rate when `c-plan-ahead` is 0. */
   readonly resyncRateBytes: number;
   /** `c-plan-ahead` in 1/10 s; 0 selects the fixed `resync-rate`. */
@@ -68,6 +70,7 @@ export function replicationSettings(cfg: ResolvedResource): ReplicationSettings 
     // ping-timeout and timeout are in 1/10 s.
     pingTimeoutMs: num(cfg, 'net', 'ping-timeout', 5) * 100,
     timeoutMs: num(cfg, 'net', 'timeout', 60) * 100,
+    koCount: num(cfg, 'net', 'ko-count', 7),
     resyncRateBytes: num(cfg, 'disk', 'resync-rate', 250) * 1024,
     cPlanAhead: num(cfg, 'disk', 'c-plan-ahead', 20),
     cMinRateBytes: num(cfg, 'disk', 'c-min-rate', 250) * 1024,

@@ -17,7 +17,7 @@
 //   frames of overlapping writes on the one TCP stream.
 import { newUuid, uuidJustCreated } from '../meta/store.js';
 import { BitmapReceiver, encodeBitmapChunks } from '../replication/bitmap-rle.js';
-import type { LinkClock } from '../replication/clock.js';
+import { type LinkClock, realClock, type TimerHandle } from '../replication/clock.js';
 import { digestOf } from '../replication/digest.js';
 import type { Frame, FrameOf } from '../replication/frames.js';
 import { type Endpoint, type LinkReason, type LinkState, PeerLink } from '../replication/link.js';
@@ -111,6 +111,8 @@ interface TlEntry {
   readonly offset: number;
   readonly length: number;
   readonly epoch: number;
+  /** When it was sent (the clock's ms), for ko-count. */
+  readonly sentMs: number;
   /** Settles the peer part of the write: true when the protocol's condition holds. */
   resolve: ((ok: boolean) => void) | undefined;
 }
@@ -173,9 +175,12 @@ export class Replicator {
   /** `connect --discard-my-data`: volunteer as the split brain's victim at the next handshake. */
   discardMyData = false;
   private readonly source: ResyncSource;
+  private readonly clock: LinkClock;
+  private koTimer: TimerHandle | undefined;
 
   constructor(host: ReplicatorHost) {
     this.h = host;
+    this.clock = host.clock ?? realClock;
     const s = host.settings;
     this.vols = host.volumes.map((v) => ({
       v,
@@ -319,9 +324,42 @@ export class Replicator {
       this.closeGate(p);
       this.sendRound(p);
     }
+    this.scheduleKo();
+  }
+
+  /**
+   * DRBD's ko-count: a peer that leaves a write unanswered for ko-count × timeout is
+   * dropped, so a stuck peer disk (whose daemon still answers pings) cannot stall the
+   * Primary for ever; its writes are then marked out of sync like any lost connection's.
+   */
+  private scheduleKo(): void {
+    const { koCount, timeoutMs } = this.h.settings;
+    if (koCount === 0 || this.koTimer !== undefined) return;
+    this.koTimer = this.clock.setTimeout(() => {
+      this.koTimer = undefined;
+      if (this.linkStateNow !== 'Connected') return;
+      const limitMs = koCount * timeoutMs;
+      const now = this.clock.now();
+      for (const e of this.tl.values()) {
+        if (e.resolve === undefined) continue;
+        if (now - e.sentMs > limitMs) {
+          const message = `the peer left write ${e.seq} unanswered for ${Math.round((now - e.sentMs) / 1000)} s (ko-count ${koCount} × timeout ${timeoutMs / 1000} s)`;
+          this.h.log.log('error', message);
+          this.link.drop(
+            { code: 'ping-timeout', message },
+            { fatal: false, state: 'Timeout', tell: 'timeout' },
+          );
+          return;
+        }
+        break;
+      }
+      this.scheduleKo();
+    }, timeoutMs);
   }
 
   private onConnectionLost(reason: LinkReason): void {
+    if (this.koTimer !== undefined) this.clock.clearTimeout(this.koTimer);
+    this.koTimer = undefined;
     this.peerRoleNow = 'Unknown';
     this.peerPromoting = false;
     // Every write the peer has not confirmed on its disk is out of sync (DRBD walks its
@@ -795,6 +833,7 @@ export class Replicator {
       offset,
       length: buf.length,
       epoch: this.epoch,
+      sentMs: this.clock.now(),
       resolve: undefined,
     };
     const done = new Promise<boolean>((resolve) => {

@@ -164,3 +164,23 @@ test('verify finds exactly a corrupted block on the Secondary; reconnecting resy
     await p.cleanup();
   }
 });
+
+test('ko-count: a peer whose disk hangs (but whose daemon answers pings) is dropped after ko-count × timeout', async () => {
+  const p = await syncedPair('C', 'timeout 3; ko-count 2;');
+  try {
+    p.b.data.hold();
+    const t0 = Date.now();
+    const w = volumeOf(p.a).write(Buffer.alloc(4096, 14), 3 * 1024 * 1024, false);
+    assert.equal(await settlesWithin(w, 300), false, 'completed before ko-count × timeout (600 ms)');
+    await w;
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 600 && waited < 3000, `dropped after ${waited} ms`);
+    assert.equal(vol(p.a).outOfSyncBytes, 4096);
+    assert.ok(
+      p.a.log.lines.some((l) => /unanswered .*ko-count 2/.test(l)),
+      'the log says why',
+    );
+  } finally {
+    await p.cleanup();
+  }
+});
