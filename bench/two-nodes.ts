@@ -4,6 +4,8 @@
 // initial full sync of random data against `nbdcopy` of the same bytes; and the
 // application's write latency while a resync runs against the same job idle.
 // Usage: npm run bench:two-nodes -- [--seconds N]
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Cluster } from '../test/helpers/cluster.js';
@@ -73,6 +75,51 @@ async function cluster(protocol: 'A' | 'B' | 'C'): Promise<Cluster> {
   return c;
 }
 
+function syncSecondsFromLog(log: string): number | undefined {
+  const at = (re: RegExp): number | undefined => {
+    const line = log.split('\n').find((l) => re.test(l));
+    return line ? Date.parse(line.slice(0, 24)) : undefined;
+  };
+  const start = at(/replication:SyncTarget volume:0/);
+  const end = at(/resync done/);
+  return start !== undefined && end !== undefined && end > start ? (end - start) / 1000 : undefined;
+}
+
+/** The floor under protocol C's latency here: one 64-byte round trip between two Node processes over loopback TCP. */
+async function nodeRoundTripUs(): Promise<number> {
+  const server = spawn(
+    process.execPath,
+    [
+      '-e',
+      "const s=require('net').createServer(c=>{c.setNoDelay(true);c.on('data',d=>c.write(d))});s.listen(0,'127.0.0.1',()=>console.log(s.address().port))",
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  try {
+    const port = await new Promise<number>((resolve) =>
+      server.stdout.once('data', (d: Buffer) => resolve(Number(d.toString()))),
+    );
+    const sock = connect(port, '127.0.0.1');
+    sock.setNoDelay(true);
+    await new Promise((r) => sock.once('connect', r));
+    const n = 20_000;
+    const buf = Buffer.alloc(64);
+    let i = 0;
+    const t0 = performance.now();
+    await new Promise<void>((resolve) => {
+      sock.on('data', () => {
+        if (++i === n) resolve();
+        else sock.write(buf);
+      });
+      sock.write(buf);
+    });
+    sock.destroy();
+    return ((performance.now() - t0) * 1000) / n;
+  } finally {
+    server.kill();
+  }
+}
+
 const rows: string[][] = [];
 const row = (name: string, r: FioResult, ref: FioResult, oneNode?: FioResult): string[] => [
   name,
@@ -93,7 +140,9 @@ for (const protocol of ['C', 'B', 'A'] as const) {
     const t0 = performance.now();
     await must(c.a.adm('primary', '--force', 'r0'), 'primary --force');
     for (const n of c.nodes) await must(n.adm('--timeout', '600', 'wait-sync', 'r0'), 'wait-sync');
-    const syncSeconds = (performance.now() - t0) / 1000;
+    // The resync itself, from the target's log (SyncTarget → resync done), without the
+    // time tandemadm takes to start and poll.
+    const syncSeconds = syncSecondsFromLog(c.b.log()) ?? (performance.now() - t0) / 1000;
     const dataBytes = (await status(c.a)).volumes[0].sizeBytes as number;
     if (protocol === 'C') {
       // The same bytes copied by nbdcopy into nbdkit serving an allocated scratch file.
@@ -180,6 +229,7 @@ for (const protocol of ['C', 'B', 'A'] as const) {
   }
 }
 
+const rttUs = await nodeRoundTripUs();
 for (const job of jobs) {
   const ref = results.get(`nbdkit ${job.name}`)!;
   const one = results.get(`one-node C ${job.name}`)!;
@@ -196,7 +246,7 @@ process.stdout.write(
   `two nodes on one machine, ${seconds} s per job, 1 GiB allocated backing files, fio nbd engine on the Primary\n\n${table(
     ['job', 'IOPS', 'ratio to nbdkit', 'p50 vs one node', 'p50/p99 us'],
     rows,
-  )}\n\n${table(['sync', 'tandem MB/s', 'nbdcopy MB/s', 'ratio'], syncRow ? [syncRow] : [])}\n\n${table(
+  )}\n\nA 64-byte round trip between two Node processes over loopback TCP (the floor under protocol B/C latency here): ${fmt(rttUs)} us\n\n${table(['sync', 'tandem MB/s', 'nbdcopy MB/s', 'ratio'], syncRow ? [syncRow] : [])}\n\n${table(
     ['application during resync', 'p50/p99 us', 'p50 ratio', 'resync'],
     latencyRows,
   )}\n`,

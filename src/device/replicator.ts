@@ -101,7 +101,7 @@ export interface NetCounters {
   pending: number;
   /** Requests received from the peer and not yet answered. */
   unacked: number;
-  /** Epochs (write-ordering barriers) closed. */
+  /** Epochs closed and not yet acknowledged by the peer (/proc/drbd shows this + 1 as ep:). */
   epochs: number;
 }
 
@@ -159,6 +159,7 @@ export class Replicator {
   private epoch = 1;
   private epochWrites = 0;
   private closeEpoch = false;
+  private barrierAcked = 0;
   private readonly tl = new Map<number, TlEntry>();
   private flushId = 0;
   private readonly flushWaiters = new Map<number, { seqAtFlush: number; resolve: (ok: boolean) => void }>();
@@ -303,6 +304,8 @@ export class Replicator {
     this.epoch = 1;
     this.epochWrites = 0;
     this.closeEpoch = false;
+    this.barrierAcked = 0;
+    for (const p of this.vols) p.counters.epochs = 0;
     const s = this.h.settings;
     this.link.send({
       kind: 'ReportParams',
@@ -820,7 +823,7 @@ export class Replicator {
       this.epoch++;
       this.epochWrites = 0;
       this.closeEpoch = false;
-      p.counters.epochs++;
+      for (const q of this.vols) q.counters.epochs = this.epoch - 1 - this.barrierAcked;
     }
     const protocol = this.h.settings.protocol;
     const seq = ++this.seq;
@@ -1052,6 +1055,8 @@ export class Replicator {
       case 'BarrierAck':
         // Every write of epochs up to this one is on the peer's disk (protocols A and B).
         this.forgetWritten((e) => e.epoch <= frame.body.epoch);
+        this.barrierAcked = Math.max(this.barrierAcked, frame.body.epoch);
+        for (const p of this.vols) p.counters.epochs = Math.max(0, this.epoch - 1 - this.barrierAcked);
         return;
       case 'Flush':
         this.onFlush(frame.body.flushId);
@@ -1163,31 +1168,42 @@ export class Replicator {
         break;
       case 'start-sync-source':
         // The peer's `invalidate-remote`: this node becomes the target of a full sync.
-        result = this.invalidateLocal() ? 0 : -2;
-        break;
+        void this.invalidateLocal().then((ok) =>
+          this.link.send({ kind: 'StateChangeReply', volume: 0, body: { txId, result: ok ? 0 : -2 } }),
+        );
+        return;
       default:
         result = -3;
     }
     this.link.send({ kind: 'StateChangeReply', volume: 0, body: { txId, result } });
   }
 
-  /** `invalidate`: this node's data is thrown away and fetched whole from the peer. */
-  invalidateLocal(): boolean {
+  /**
+   * `invalidate`: this node's data is thrown away and fetched whole from the peer.
+   * Resolves once the disk is Inconsistent with every bit set and the handshake round
+   * that makes this node SyncTarget is sent; false when not possible here.
+   */
+  async invalidateLocal(): Promise<boolean> {
     if (this.h.role() === 'Primary') return false;
     const ps = this.vols.filter((p) => p.sync === 'Established' && p.peerDisk === 'UpToDate' && p.v.meta);
     if (ps.length !== this.vols.length) return false;
     for (const p of ps) {
       p.sync = 'Negotiating';
       this.closeGate(p);
-      void (async () => {
-        try {
-          await p.v.meta!.requestFullSync();
-          await p.v.setDisk('Inconsistent');
-        } catch (e) {
-          this.h.log.log('error', `invalidate: ${(e as Error).message}`, { volume: p.v.number });
-        }
-        if (this.linkStateNow === 'Connected') this.sendRound(p);
-      })();
+    }
+    for (const p of ps) {
+      try {
+        await p.v.meta!.requestFullSync();
+        await p.v.setDisk('Inconsistent', 'invalidate');
+      } catch (e) {
+        this.h.log.log('error', `invalidate: ${(e as Error).message}`, { volume: p.v.number });
+        this.link.drop(
+          { code: 'protocol-error', message: `invalidate: ${(e as Error).message}` },
+          { fatal: false },
+        );
+        return false;
+      }
+      if (this.linkStateNow === 'Connected') this.sendRound(p);
     }
     return true;
   }

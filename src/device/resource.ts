@@ -203,7 +203,7 @@ export class Resource {
   invalidate(): Promise<void> {
     return this.serial(async () => {
       this.requireUp();
-      if (!this.replicator?.invalidateLocal()) {
+      if (!(await this.replicator?.invalidateLocal())) {
         throw new StateChangeError(
           refusals.noUpToDateDisk,
           'invalidate needs a Secondary connected to a peer with UpToDate data',

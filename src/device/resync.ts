@@ -23,7 +23,7 @@ import type { NetCounters, ReplicaVolume } from './replicator.js';
 export const resyncRequestBytesMax = 1024 * 1024;
 const requestBitsMax = resyncRequestBytesMax / 4096;
 /** Resync bytes the target keeps requested and unanswered. */
-export const resyncWindowBytes = 8 * 1024 * 1024;
+export const resyncWindowBytes = 16 * 1024 * 1024;
 /** While the application is busy, the source queues no more than this on the link. */
 const busySendQueueBytes = 256 * 1024;
 const zeroes = Buffer.alloc(resyncRequestBytesMax);

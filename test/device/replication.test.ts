@@ -184,3 +184,91 @@ test('ko-count: a peer whose disk hangs (but whose daemon answers pings) is drop
     await p.cleanup();
   }
 });
+
+test('csums-alg: out-of-sync blocks whose checksums match are not sent', async () => {
+  const p = await syncedPair('C', 'csums-alg sha256;');
+  try {
+    const data = Buffer.alloc(2 * 1024 * 1024, 0x61);
+    await volumeOf(p.a).write(data, 0, false);
+    await p.a.res.disconnect();
+    // The same bytes again while disconnected: out of sync by the bitmap, equal in fact.
+    await volumeOf(p.a).write(data, 0, false);
+    // And one block that really differs.
+    await volumeOf(p.a).write(Buffer.alloc(4096, 0x62), 4 * 1024 * 1024, false);
+    assert.equal(vol(p.a).outOfSyncBytes, 2 * 1024 * 1024 + 4096);
+    const before = vol(p.a).counters.sentBytes;
+    await p.a.res.connect();
+    await waitFor(
+      'resync',
+      () =>
+        vol(p.a).replication === 'Connected' &&
+        vol(p.a).outOfSyncBytes === 0 &&
+        vol(p.b).outOfSyncBytes === 0,
+    );
+    const sent = vol(p.a).counters.sentBytes - before;
+    assert.ok(sent <= 64 * 1024, `sent ${sent} bytes for 4 KiB that differed`);
+    const check = Buffer.alloc(4096);
+    await p.b.data.read(check, 4 * 1024 * 1024);
+    assert.ok(check.equals(Buffer.alloc(4096, 0x62)));
+  } finally {
+    await p.cleanup();
+  }
+});
+
+test('resync-rate with c-plan-ahead 0: the resync keeps to the fixed rate', async () => {
+  // 32 MiB/s (resync-rate is in KiB/s) for 8 MiB out of sync: at least ~0.25 s.
+  const p = await pair('C', '', 'disk { c-plan-ahead 0; resync-rate 32768; }');
+  try {
+    await waitFor('connected', () => p.a.res.status().connection === 'Connected');
+    await p.a.res.primary(true);
+    // The rate counts requested bytes, zeroes too: the initial full sync of 32 MiB takes ~1 s.
+    await waitFor('sync', () => vol(p.b).disk === 'UpToDate', 15_000);
+    await p.a.res.disconnect();
+    await volumeOf(p.a).write(Buffer.alloc(8 * 1024 * 1024, 0x63), 0, false);
+    const t0 = Date.now();
+    await p.a.res.connect();
+    await waitFor(
+      'resync',
+      () =>
+        vol(p.a).replication === 'Connected' &&
+        vol(p.b).outOfSyncBytes === 0 &&
+        vol(p.a).outOfSyncBytes === 0,
+      15_000,
+    );
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 180, `8 MiB resynced in ${ms} ms at 32 MiB/s`);
+  } finally {
+    await p.cleanup();
+  }
+});
+
+test('invalidate: this node fetches everything from the peer; invalidate-remote: the peer does', async () => {
+  const p = await syncedPair('C');
+  try {
+    await volumeOf(p.a).write(Buffer.alloc(1024 * 1024, 0x64), 0, false);
+    // Corrupt b behind tandem's back, then b invalidates itself: a full sync repairs it.
+    await p.b.disk.write(Buffer.alloc(4096, 0xee), 8192);
+    await p.b.res.invalidate();
+    await waitFor(
+      'full sync to b',
+      () =>
+        vol(p.b).disk === 'UpToDate' && vol(p.b).outOfSyncBytes === 0 && vol(p.a).replication === 'Connected',
+    );
+    const check = Buffer.alloc(4096);
+    await p.b.data.read(check, 8192);
+    assert.ok(check.equals(Buffer.alloc(4096, 0x64)));
+    // A Primary cannot throw its own data away.
+    await assert.rejects(p.a.res.invalidate(), /invalidate needs a Secondary/);
+    await p.b.disk.write(Buffer.alloc(4096, 0xef), 12288);
+    await p.a.res.invalidateRemote();
+    await waitFor(
+      'full sync again',
+      () =>
+        vol(p.b).disk === 'UpToDate' && vol(p.b).outOfSyncBytes === 0 && vol(p.a).replication === 'Connected',
+    );
+    await p.b.data.read(check, 12288);
+    assert.ok(check.equals(Buffer.alloc(4096, 0x64)));
+  } finally {
+    await p.cleanup();
+  }
+});

@@ -116,15 +116,21 @@ async function crashRun(protocol: 'A' | 'C', seed: number) {
 describe('a Primary killed with SIGKILL', () => {
   after(() => {});
 
-  test('protocol C: every acknowledged write is on the survivor', async () => {
+  test('protocol C: every acknowledged write is on the survivor', async (t) => {
     for (const seed of [11, 4242]) {
       const r = await crashRun('C', seed);
+      t.diagnostic(
+        `protocol C, seed ${seed}: ${r.acked} writes acknowledged, ${r.inFlight} in flight at the kill, ${r.missing} missing`,
+      );
       assert.equal(r.missing, 0, `seed ${seed}: ${r.missing} of ${r.acked} acknowledged writes missing`);
     }
   });
 
-  test('protocol A: what is lost is bounded by what was in flight on the link', async () => {
+  test('protocol A: what is lost is bounded by what was in flight on the link', async (t) => {
     const r = await crashRun('A', 77);
+    t.diagnostic(
+      `protocol A: ${r.acked} writes acknowledged, ${r.inFlight} in flight at the kill, ${r.missing} missing`,
+    );
     // Protocol A acknowledges once the data is in the local kernel's send queue; a crash
     // can lose what the peer had not received yet. The bound: the send queue (8 MiB).
     assert.ok(r.missing * blockBytes <= 8 * 1024 * 1024 + 16 * blockBytes, `${r.missing} lost`);
