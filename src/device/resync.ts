@@ -27,6 +27,8 @@ export const resyncWindowBytes = 16 * 1024 * 1024;
 /** While the application is busy, the source queues no more than this on the link. */
 const busySendQueueBytes = 256 * 1024;
 const zeroes = Buffer.alloc(resyncRequestBytesMax);
+/** How often a SyncTarget makes its progress durable. */
+const checkpointMs = 1000;
 
 /** Bytes per second over the last few seconds. */
 class Speedometer {
@@ -81,6 +83,7 @@ export class ResyncTarget {
   private tokens = 0;
   private lastRefill = 0;
   private timer: TimerHandle | undefined;
+  private checkpointTimer: TimerHandle | undefined;
   private stopped = false;
   private finished = false;
   /** Blocks being checksummed locally before their request goes out. */
@@ -95,6 +98,7 @@ export class ResyncTarget {
   }
 
   start(): void {
+    this.scheduleCheckpoint();
     this.totalBytes = this.o.volume.meta?.outOfSyncBytes() ?? 0;
     this.lastRefill = this.clock.now();
     // A burst of a little over one request, so a slow fixed rate still starts at once.
@@ -106,6 +110,30 @@ export class ResyncTarget {
     this.stopped = true;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.checkpointTimer !== undefined) this.clock.clearTimeout(this.checkpointTimer);
+    this.checkpointTimer = undefined;
+  }
+
+  /**
+   * Every second: the data written so far to stable storage, then the bitmap, so a
+   * SyncTarget that dies resumes where it was (DRBD's lazy bitmap writeout) and never
+   * records a block as in sync before its data is durable.
+   */
+  private scheduleCheckpoint(): void {
+    this.checkpointTimer = this.clock.setTimeout(() => {
+      this.checkpointTimer = undefined;
+      if (this.stopped || this.finished) return;
+      const v = this.o.volume;
+      void (async () => {
+        try {
+          await v.flushLocal();
+          await v.meta?.flush();
+        } catch (e) {
+          this.o.log.log('warn', `resync checkpoint: ${(e as Error).message}`, { volume: v.number });
+        }
+        if (!this.stopped && !this.finished) this.scheduleCheckpoint();
+      })();
+    }, checkpointMs);
   }
 
   progress(): SyncProgress {

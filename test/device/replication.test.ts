@@ -272,3 +272,100 @@ test('invalidate: this node fetches everything from the peer; invalidate-remote:
     await p.cleanup();
   }
 });
+
+/** Both replicas, byte for byte. */
+async function sameReplicas(p: { a: Node; b: Node }): Promise<boolean> {
+  const size = volumeOf(p.a).sizeBytes;
+  const x = Buffer.alloc(1024 * 1024);
+  const y = Buffer.alloc(1024 * 1024);
+  for (let at = 0; at < size; at += x.length) {
+    const n = Math.min(x.length, size - at);
+    await p.a.data.read(x.subarray(0, n), at);
+    await p.b.data.read(y.subarray(0, n), at);
+    if (!x.subarray(0, n).equals(y.subarray(0, n))) return false;
+  }
+  return true;
+}
+
+/** Random overlapping writes (seeded) at `depth` until `stop` resolves. */
+async function churn(n: Node, seed: number, depth: number, stop: Promise<void>): Promise<number> {
+  let s = seed;
+  let running = true;
+  void stop.then(() => {
+    running = false;
+  });
+  let writes = 0;
+  const size = volumeOf(n).sizeBytes;
+  const worker = async (): Promise<void> => {
+    while (running) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      const len = 512 * (1 + (s % 64));
+      const off = Math.floor(((s >>> 8) % Math.floor((size - len) / 512)) * 512);
+      await volumeOf(n).write(Buffer.alloc(len, s & 0xff), off, false);
+      writes++;
+      // Memory disks complete in microtasks: let timers and sockets run.
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  await Promise.all(Array.from({ length: depth }, worker));
+  return writes;
+}
+
+test('application writes during a resync: both replicas end identical', async () => {
+  const p = await syncedPair('C');
+  try {
+    await p.a.res.disconnect();
+    await churn(p.a, 1, 8, new Promise((r) => setTimeout(r, 300)));
+    assert.ok(vol(p.a).outOfSyncBytes > 1024 * 1024, 'enough to resync');
+    // Write before, while and after the resync runs, into the same regions.
+    let done!: () => void;
+    const stop = new Promise<void>((r) => {
+      done = r;
+    });
+    const writing = churn(p.a, 2, 8, stop);
+    await p.a.res.connect();
+    await waitFor(
+      'resync started',
+      () => vol(p.a).replication === 'SyncSource' || vol(p.a).outOfSyncBytes === 0,
+    );
+    await waitFor(
+      'resync done',
+      () => vol(p.a).replication === 'Connected' && vol(p.a).outOfSyncBytes === 0,
+      20_000,
+    );
+    done();
+    const writes = await writing;
+    assert.ok(writes > 50, `only ${writes} writes around the resync`);
+    await waitFor('settled', () => vol(p.b).outOfSyncBytes === 0 && vol(p.b).counters.unacked === 0);
+    assert.ok(await sameReplicas(p), 'the replicas differ after a resync under load');
+  } finally {
+    await p.cleanup();
+  }
+});
+
+test('application writes during the initial full sync: both replicas end identical', async () => {
+  const p = await pair('C');
+  try {
+    await waitFor(
+      'connected',
+      () => p.a.res.status().connection === 'Connected' && vol(p.a).peerDisk === 'Inconsistent',
+    );
+    await p.a.res.primary(true);
+    let done!: () => void;
+    const stop = new Promise<void>((r) => {
+      done = r;
+    });
+    const writing = churn(p.a, 3, 8, stop);
+    await waitFor(
+      'full sync done',
+      () => vol(p.b).disk === 'UpToDate' && vol(p.a).replication === 'Connected',
+      20_000,
+    );
+    done();
+    await writing;
+    await waitFor('settled', () => vol(p.b).outOfSyncBytes === 0 && vol(p.b).counters.unacked === 0);
+    assert.ok(await sameReplicas(p), 'the replicas differ after the initial sync under load');
+  } finally {
+    await p.cleanup();
+  }
+});

@@ -4,11 +4,11 @@
 // (protocol C). Under protocol A the loss is bounded by what was in flight.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Cmd } from '../../src/nbd/protocol.js';
 import { Cluster } from '../helpers/cluster.js';
 import { TestNbdClient } from '../helpers/nbd-client.js';
-import type { TandemNode } from '../helpers/tandem-node.js';
+import { sh, type TandemNode } from '../helpers/tandem-node.js';
 
 function ok(r: { code: number; out: string; err: string }, what: string): string {
   assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.err}\n${r.out}`);
@@ -113,8 +113,7 @@ async function crashRun(protocol: 'A' | 'C', seed: number) {
   }
 }
 
-describe('a Primary killed with SIGKILL', () => {
-  after(() => {});
+describe('tandemd killed with SIGKILL', () => {
 
   test('protocol C: every acknowledged write is on the survivor', async (t) => {
     for (const seed of [11, 4242]) {
@@ -134,5 +133,48 @@ describe('a Primary killed with SIGKILL', () => {
     // Protocol A acknowledges once the data is in the local kernel's send queue; a crash
     // can lose what the peer had not received yet. The bound: the send queue (8 MiB).
     assert.ok(r.missing * blockBytes <= 8 * 1024 * 1024 + 16 * blockBytes, `${r.missing} lost`);
+  });
+
+  test('a SyncTarget killed during the initial sync resumes where it stopped, and the replicas end equal', async (t) => {
+    const mib = 1024 * 1024;
+    const c = await Cluster.create({
+      diskBytes: 0,
+      net: 'verify-alg crc32c;',
+      extraConf: 'disk { c-plan-ahead 0; resync-rate 40M; }',
+    });
+    try {
+      ok(await sh('dd', ['if=/dev/urandom', `of=${c.a.disk}`, 'bs=1M', 'count=128']), 'dd alpha');
+      ok(await sh('dd', ['if=/dev/zero', `of=${c.b.disk}`, 'bs=1M', 'count=128']), 'dd bravo');
+      await c.upBoth();
+      for (const n of c.nodes) ok(await n.adm('--timeout', '20', 'wait-connect', 'r0'), 'wait-connect');
+      ok(await c.a.adm('primary', '--force', 'r0'), 'primary --force');
+      // 40 MiB/s for ~124 MiB: kill the target about half-way (after a checkpoint).
+      await new Promise((r) => setTimeout(r, 1600));
+      await c.b.stop('SIGKILL');
+      const left = JSON.parse(ok(await c.a.adm('status', '--json', 'r0'), 'status')).resources[0].volumes[0]
+        .outOfSyncBytes as number;
+      await c.b.start(['--no-kernel-device']);
+      ok(await c.b.adm('up', 'r0'), 'up again');
+      for (const n of c.nodes) ok(await n.adm('--timeout', '60', 'wait-sync', 'r0'), 'wait-sync');
+      const st = JSON.parse(ok(await c.b.adm('status', '--json', 'r0'), 'status')).resources[0].volumes[0];
+      const resent = st.counters.receivedBytes as number;
+      t.diagnostic(
+        `killed with ${Math.round(left / mib)} MiB left of ${Math.round(st.sizeBytes / mib)} MiB; ${Math.round(resent / mib)} MiB resynced after the restart`,
+      );
+      assert.equal(st.disk, 'UpToDate');
+      assert.ok(resent < st.sizeBytes * 0.8, `the restarted target fetched ${resent} bytes: it started over`);
+      ok(await c.a.adm('verify', 'r0'), 'verify');
+      for (let i = 0; ; i++) {
+        const v = JSON.parse(ok(await c.a.adm('status', '--json', 'r0'), 'status')).resources[0].volumes[0];
+        if (v.verify?.done) {
+          assert.equal(v.verify.outOfSyncBytes, 0, 'verify found differences');
+          break;
+        }
+        assert.ok(i < 300, 'verify did not finish');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await c.cleanup();
+    }
   });
 });
