@@ -114,7 +114,6 @@ async function crashRun(protocol: 'A' | 'C', seed: number) {
 }
 
 describe('tandemd killed with SIGKILL', () => {
-
   test('protocol C: every acknowledged write is on the survivor', async (t) => {
     for (const seed of [11, 4242]) {
       const r = await crashRun('C', seed);
