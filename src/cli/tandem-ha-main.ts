@@ -1,11 +1,17 @@
 // tandem-ha's command line: global options, the command table and exit codes (0 done,
-// 1 configuration refused, 2 usage error or not implemented). Only `check` works so far;
-// every other command says plainly that it is not implemented.
+// 1 configuration refused or the daemon not reachable, 2 usage error). With no command it
+// runs the cluster daemon; status, listnodes, nodestatus, rscstatus, standby and takeover
+// ask the running daemon over its control socket, as cl_status, hb_standby, hb_takeover do.
+import { connect } from 'node:net';
 import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, formatWarning } from '../config/errors.js';
 import { defaultHaConfigDir, loadHaConfig } from '../config/ha.js';
 import { checkNodeMembership } from '../config/hacf.js';
+import { HaDaemon, type HaStatus } from '../ha/daemon.js';
+import { createLogger, type LogLevel } from '../util/log.js';
 import { renderHaConfig } from './ha-render.js';
 
 export const exitOk = 0;
@@ -45,6 +51,155 @@ async function check(opts: GlobalOptions, _args: readonly string[], io: Io): Pro
 
 const daemonName = '(none)';
 
+/** Asks the running daemon; undefined when it is not running. */
+async function ask(
+  opts: GlobalOptions,
+  cmd: string,
+): Promise<{ ok: boolean; result?: unknown; error?: string } | undefined> {
+  const path = join(opts.runDir, 'tandem-ha.sock');
+  return new Promise((resolve) => {
+    const sock = connect(path);
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve({ ok: false, error: 'tandem-ha did not answer within 60 s' });
+    }, 60_000);
+    sock.setEncoding('utf8');
+    sock.on('error', () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
+    sock.on('connect', () => sock.write(`${JSON.stringify({ id: 1, cmd })}\n`));
+    sock.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      sock.end();
+      try {
+        resolve(JSON.parse(buf.slice(0, nl)) as { ok: boolean; result?: unknown; error?: string });
+      } catch {
+        resolve({ ok: false, error: 'a malformed answer from tandem-ha' });
+      }
+    });
+  });
+}
+
+async function daemonStatus(opts: GlobalOptions, io: Io): Promise<HaStatus | undefined> {
+  const r = await ask(opts, 'status');
+  if (r === undefined) {
+    io.err(`tandem-ha is not running on this machine (no ${join(opts.runDir, 'tandem-ha.sock')})\n`);
+    return undefined;
+  }
+  if (!r.ok) {
+    io.err(`tandem-ha: ${r.error}\n`);
+    return undefined;
+  }
+  return r.result as HaStatus;
+}
+
+async function runDaemon(opts: GlobalOptions, _args: readonly string[], io: Io): Promise<number> {
+  const { config, warnings } = await loadHaConfig(opts.configDir);
+  checkNodeMembership(config.hacf, opts.node);
+  const level = (process.env['TANDEM_HA_LOG_LEVEL'] as LogLevel | undefined) ?? 'info';
+  const logger = createLogger({
+    program: 'tandem-ha',
+    level,
+    ...(config.hacf.logfile ? { file: config.hacf.logfile } : {}),
+  });
+  for (const w of warnings) io.err(`${formatWarning(w)}\n`);
+  const here = dirname(fileURLToPath(import.meta.url));
+  const tandemadm = process.env['TANDEMADM']
+    ? process.env['TANDEMADM'].split(' ')
+    : [process.execPath, join(here, '..', '..', '..', 'bin', 'tandemadm')];
+  const daemon = new HaDaemon({
+    config,
+    node: opts.node,
+    runDir: opts.runDir,
+    tandemadm,
+    log: (lvl, message) => logger.log(lvl, message),
+    ...(process.env['TANDEM_HA_INIT_DIR'] ? { initDir: process.env['TANDEM_HA_INIT_DIR'] } : {}),
+  });
+  await daemon.start();
+  logger.log('info', `started for node ${opts.node}, peer ${daemon.peerName}`);
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string): void => {
+      logger.log('info', `${sig}: releasing this node's groups`);
+      void daemon.stop().then(resolve, resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return exitOk;
+}
+
+async function statusCommand(opts: GlobalOptions, args: readonly string[], io: Io): Promise<number> {
+  const st = await daemonStatus(opts, io);
+  if (!st) return exitConfig;
+  if (args[0] === '--json') io.out(`${JSON.stringify(st, null, 2)}\n`);
+  else io.out('tandem-ha is running on this machine.\n');
+  return exitOk;
+}
+
+async function listnodes(opts: GlobalOptions, _args: readonly string[], io: Io): Promise<number> {
+  const st = await daemonStatus(opts, io);
+  if (!st) return exitConfig;
+  io.out(`${st.node}\n${st.peer.name}\n`);
+  return exitOk;
+}
+
+async function nodestatus(opts: GlobalOptions, args: readonly string[], io: Io): Promise<number> {
+  const st = await daemonStatus(opts, io);
+  if (!st) return exitConfig;
+  const name = (args[0] ?? opts.node).toLowerCase();
+  if (name === st.node) io.out('active\n');
+  else if (name === st.peer.name) io.out(`${st.peer.state === 'up' ? 'active' : st.peer.state}\n`);
+  else {
+    io.err(`tandem-ha: '${name}' is not a cluster node (${st.node}, ${st.peer.name})\n`);
+    return exitUsage;
+  }
+  return exitOk;
+}
+
+/** cl_status rscstatus: which groups this node holds — all, local, foreign or none. */
+async function rscstatus(opts: GlobalOptions, _args: readonly string[], io: Io): Promise<number> {
+  const st = await daemonStatus(opts, io);
+  if (!st) return exitConfig;
+  const held = st.groups.filter((g) => g.state === 'running');
+  const local = held.filter((g) => g.node === st.node).length;
+  const foreign = held.length - local;
+  const word =
+    held.length === 0
+      ? 'none'
+      : held.length === st.groups.length
+        ? 'all'
+        : foreign === 0
+          ? 'local'
+          : local === 0
+            ? 'foreign'
+            : 'all';
+  io.out(`${word}\n`);
+  for (const g of st.groups)
+    io.out(`  ${g.key} (${g.node}): ${g.state}${g.reason ? ` — ${g.reason}` : ''}\n`);
+  return exitOk;
+}
+
+function forward(cmd: 'standby' | 'takeover') {
+  return async (opts: GlobalOptions, _args: readonly string[], io: Io): Promise<number> => {
+    const r = await ask(opts, cmd);
+    if (r === undefined) {
+      io.err(`tandem-ha is not running on this machine (no ${join(opts.runDir, 'tandem-ha.sock')})\n`);
+      return exitConfig;
+    }
+    if (!r.ok) {
+      io.err(`tandem-ha: ${cmd}: ${r.error}\n`);
+      return exitConfig;
+    }
+    io.out(`${String(r.result)}\n`);
+    return exitOk;
+  };
+}
+
 /** The cl_status / hb_standby / hb_takeover counterparts are listed so that --help is complete. */
 const commands: readonly Command[] = [
   {
@@ -54,42 +209,54 @@ const commands: readonly Command[] = [
     maxArgs: 0,
     run: check,
   },
-  { name: daemonName, args: '', summary: 'run the cluster daemon (not implemented yet)', maxArgs: 0 },
+  {
+    name: daemonName,
+    args: '',
+    summary: 'run the cluster daemon (SIGTERM releases the groups)',
+    maxArgs: 0,
+    run: runDaemon,
+  },
   {
     name: 'status',
-    args: '',
-    summary: 'is the local daemon running (cl_status hbstatus; not implemented yet)',
-    maxArgs: 0,
+    args: '[--json]',
+    summary: 'is the local daemon running (cl_status hbstatus); --json: nodes, links, groups, counters',
+    maxArgs: 1,
+    run: statusCommand,
   },
   {
     name: 'listnodes',
     args: '',
-    summary: 'list the cluster nodes (cl_status listnodes; not implemented yet)',
+    summary: 'list the cluster nodes (cl_status listnodes)',
     maxArgs: 0,
+    run: listnodes,
   },
   {
     name: 'nodestatus',
     args: 'NODE',
-    summary: 'state of a node (cl_status nodestatus; not implemented yet)',
+    summary: 'active, dead or init (cl_status nodestatus)',
     maxArgs: 1,
+    run: nodestatus,
   },
   {
     name: 'rscstatus',
     args: '',
-    summary: 'which resources this node holds (cl_status rscstatus; not implemented yet)',
+    summary: 'which groups this node holds: all, local, foreign, none (cl_status rscstatus)',
     maxArgs: 0,
+    run: rscstatus,
   },
   {
     name: 'standby',
-    args: '[all|foreign|local]',
-    summary: 'hand resources to the peer (hb_standby; not implemented yet)',
-    maxArgs: 1,
+    args: '',
+    summary: "give this node's groups to the peer (hb_standby)",
+    maxArgs: 0,
+    run: forward('standby'),
   },
   {
     name: 'takeover',
-    args: '[all|foreign|local]',
-    summary: "take the peer's resources (hb_takeover; not implemented yet)",
-    maxArgs: 1,
+    args: '',
+    summary: "take the peer's groups (hb_takeover)",
+    maxArgs: 0,
+    run: forward('takeover'),
   },
 ];
 
@@ -111,7 +278,7 @@ export function helpText(): string {
     `  ${'--run-dir DIR'.padEnd(30)}sockets and state of this node (default ${defaultRunDir}, env TANDEM_RUN_DIR)`,
     `  ${'-h, --help'.padEnd(30)}print this help`,
     '',
-    'exit status: 0 done, 1 configuration refused, 2 usage error or command not implemented',
+    'exit status: 0 done, 1 configuration refused or tandem-ha not running, 2 usage error',
     '',
   ].join('\n');
 }

@@ -129,17 +129,20 @@ describe('tandem-ha usage', () => {
   });
 
   for (const command of ['status', 'listnodes', 'rscstatus', 'standby', 'takeover']) {
-    it(`says ${command} is not implemented yet, exit 2`, async () => {
-      const r = await run([command]);
-      assert.equal(r.code, 2);
-      assert.equal(r.stderr, `tandem-ha: ${command} is not implemented yet\n`);
+    it(`${command} without a running daemon says so, exit 1`, async () => {
+      const r = await run([command, '--run-dir', '/nonexistent/run']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /^tandem-ha is not running on this machine \(no \/nonexistent\/run\/tandem-ha\.sock\)\n$/,
+      );
     });
   }
 
-  it('says the daemon is not implemented yet, exit 2', async () => {
-    const r = await run([]);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /the cluster daemon is not implemented yet/);
+  it('the daemon refuses a missing configuration, exit 1', async () => {
+    const r = await run(['--config-dir', '/nonexistent/ha.d']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /cannot read \/nonexistent\/ha\.d\/ha\.cf/);
   });
 
   const usageErrors: [name: string, args: string[]][] = [

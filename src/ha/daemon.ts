@@ -1,0 +1,300 @@
+// The tandem-ha daemon of one node: membership over the heartbeat links, the resource
+// groups of haresources, and the policy (policy.ts) that decides after every change
+// which groups this node starts or stops. A small control socket (DIR/tandem-ha.sock,
+// JSON lines, mode 0600) answers status, standby and takeover.
+import { execFile } from 'node:child_process';
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import type { HaConfig } from '../config/ha.js';
+import { LineSplitter } from '../daemon/control-protocol.js';
+import type { AgentContext } from './agents/agent.js';
+import { resolveAgent } from './agents/agent.js';
+import { GroupManager, type GroupStatus } from './groups.js';
+import { Membership, type MembershipCounters, type PeerView } from './membership.js';
+import type { GroupReport } from './packet.js';
+import { decideGroups, type PeerLiveness } from './policy.js';
+import { openTransport } from './transport.js';
+
+export interface HaDaemonOptions {
+  readonly config: HaConfig;
+  readonly node: string;
+  readonly runDir: string;
+  /** argv of tandemadm for the tandemdisk/drbddisk agent. */
+  readonly tandemadm: readonly string[];
+  readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** Where LSB scripts are looked up after resource.d (default /etc/init.d). */
+  readonly initDir?: string;
+}
+
+export interface HaStatus {
+  readonly node: string;
+  readonly peer: PeerView;
+  readonly standby: boolean;
+  readonly groups: readonly GroupStatus[];
+  readonly counters: MembershipCounters;
+  readonly failovers: number;
+}
+
+export class HaDaemon {
+  private readonly o: HaDaemonOptions;
+  readonly peerName: string;
+  private readonly groups: GroupManager;
+  private readonly membership: Membership;
+  private standby = false;
+  /** Groups whose last start here failed: the peer may try them. */
+  private readonly startFailed = new Set<string>();
+  private server: Server | undefined;
+  private evaluating = false;
+  private again = false;
+  private failovers = 0;
+  private stopped = false;
+
+  constructor(o: HaDaemonOptions) {
+    this.o = o;
+    const hacf = o.config.hacf;
+    const others = hacf.nodes.map((n) => n.name).filter((n) => n !== o.node);
+    if (others.length !== 1) {
+      throw new Error(
+        `tandem-ha runs two-node clusters: ha.cf names ${hacf.nodes.length} node(s) (${hacf.nodes.map((n) => n.name).join(', ')}); a witness node is not implemented yet`,
+      );
+    }
+    this.peerName = others[0]!;
+    const ctx: AgentContext = {
+      configDir: o.config.dir,
+      tandemadm: o.tandemadm,
+      ...(o.initDir === undefined ? {} : { initDir: o.initDir }),
+      run: (cmd, args, opts) =>
+        new Promise((resolve) => {
+          execFile(
+            cmd,
+            [...args],
+            {
+              timeout: opts?.timeoutMs ?? 60_000,
+              env: { ...process.env, ...(opts?.env ?? {}) },
+              maxBuffer: 4 << 20,
+            },
+            (err, stdout, stderr) => {
+              const code = err
+                ? typeof (err as { code?: unknown }).code === 'number'
+                  ? (err as { code: number }).code
+                  : -1
+                : 0;
+              resolve({
+                code,
+                out: String(stdout),
+                err: String(stderr || (err && code === -1 ? err.message : '')),
+              });
+            },
+          );
+        }),
+      log: (level, message) => o.log(level, message),
+    };
+    this.groups = new GroupManager({
+      groups: o.config.resources.groups,
+      ctx,
+      resolve: resolveAgent,
+      log: o.log,
+      onChange: () => {
+        this.membership?.beat();
+      },
+    });
+    this.membership = new Membership({
+      self: o.node,
+      peer: this.peerName,
+      cluster: hacf.nodes
+        .map((n) => n.name)
+        .sort()
+        .join(','),
+      keepaliveMs: hacf.keepalive.ms,
+      warntimeMs: hacf.warntime.ms,
+      deadtimeMs: hacf.deadtime.ms,
+      initdeadMs: hacf.initdead.ms,
+      activeKey: o.config.authkeys.active,
+      keys: o.config.authkeys.keys,
+      report: () => ({ groups: this.report(), standby: this.standby }),
+      onPeerChange: (view, why) => {
+        o.log(view.state === 'dead' ? 'warn' : 'info', `node ${view.name}: ${view.state} (${why})`);
+        this.evaluate();
+      },
+      onRequest: (kind) => this.onRequest(kind),
+      log: o.log,
+    });
+  }
+
+  private report(): GroupReport[] {
+    return this.groups.status().map((g) => ({ key: g.key, state: g.state }));
+  }
+
+  get socketPath(): string {
+    return join(this.o.runDir, 'tandem-ha.sock');
+  }
+
+  async start(): Promise<void> {
+    const transport = await openTransport({
+      links: this.o.config.hacf.links,
+      onPacket: (buf, link, from) => this.membership.receive(buf, link, from),
+      log: (m) => this.o.log('warn', m),
+    });
+    if (transport.links.length === 0)
+      throw new Error('no usable heartbeat link in ha.cf (ucast, bcast or mcast)');
+    this.o.log('info', `heartbeat links: ${transport.links.map((l) => l.name).join('; ')}`);
+    this.membership.start(transport);
+    await this.listen();
+    // Re-evaluate now and then: initdead passing is a change nobody reports.
+    const timer = setInterval(() => this.evaluate(), this.o.config.hacf.keepalive.ms);
+    timer.unref();
+    this.evaluate();
+  }
+
+  /** Stops the groups this node runs (right to left), then membership. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const g of this.groups.status()) if (g.state === 'running') await this.groups.stop(g.key);
+    await this.membership.stop();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    if (existsSync(this.socketPath)) unlinkSync(this.socketPath);
+  }
+
+  status(): HaStatus {
+    return {
+      node: this.o.node,
+      peer: this.membership.view(),
+      standby: this.standby,
+      groups: this.groups.status(),
+      counters: this.membership.counters,
+      failovers: this.failovers,
+    };
+  }
+
+  /** Runs the policy until it asks for nothing more; one evaluation at a time. */
+  private evaluate(): void {
+    if (this.stopped) return;
+    if (this.evaluating) {
+      this.again = true;
+      return;
+    }
+    this.evaluating = true;
+    void (async () => {
+      try {
+        do {
+          this.again = false;
+          const peer = this.membership.view();
+          const liveness: PeerLiveness =
+            peer.state === 'up' ? 'up' : peer.state === 'dead' ? 'dead' : 'unknown';
+          const actions = decideGroups({
+            self: this.o.node,
+            peerLiveness: liveness,
+            settled: this.membership.settled(),
+            standby: this.standby,
+            peerStandby: peer.standby,
+            autoFailback: this.o.config.hacf.autoFailback.failsBack,
+            groups: this.groups.status().map((g) => ({
+              key: g.key,
+              preferred: g.node,
+              mine: g.state,
+              mineStartFailed: this.startFailed.has(g.key),
+              peer: liveness === 'up' ? peerGroup(peer, g.key) : undefined,
+            })),
+          });
+          for (const a of actions) {
+            this.o.log('info', `group ${a.key}: ${a.kind} (${a.why})`);
+            if (a.kind === 'start') {
+              const ok = await this.groups.start(a.key);
+              if (ok) {
+                this.startFailed.delete(a.key);
+                if (a.why !== 'this is its preferred node') this.failovers++;
+              } else this.startFailed.add(a.key);
+            } else {
+              await this.groups.stop(a.key);
+            }
+            this.membership.beat();
+            this.again = true;
+          }
+        } while (this.again && !this.stopped);
+      } catch (e) {
+        this.o.log('error', `policy: ${(e as Error).message}`);
+      } finally {
+        this.evaluating = false;
+      }
+    })();
+  }
+
+  private async onRequest(kind: string): Promise<{ result: number; message: string }> {
+    if (kind === 'standby') {
+      // The peer takes over (hb_takeover there): this node gives everything away.
+      this.setStandby(true);
+      return { result: 0, message: 'standing by' };
+    }
+    return { result: -3, message: `unknown request ${kind}` };
+  }
+
+  setStandby(on: boolean): void {
+    this.standby = on;
+    if (on) this.startFailed.clear();
+    this.membership.beat();
+    this.evaluate();
+  }
+
+  /** `takeover`: leave standby here and ask the peer to give its groups away. */
+  async takeover(): Promise<{ result: number; message: string }> {
+    this.setStandby(false);
+    const r = await this.membership.request('standby');
+    this.evaluate();
+    return r;
+  }
+
+  private async listen(): Promise<void> {
+    if (existsSync(this.socketPath)) unlinkSync(this.socketPath);
+    const server = createServer((sock) => {
+      sock.setEncoding('utf8');
+      const lines = new LineSplitter();
+      sock.on('error', () => {});
+      sock.on('data', (chunk: string) => {
+        let list: string[];
+        try {
+          list = lines.push(chunk);
+        } catch {
+          sock.destroy();
+          return;
+        }
+        for (const line of list)
+          void this.answer(line).then((reply) => sock.write(`${JSON.stringify(reply)}\n`));
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.socketPath, () => resolve());
+    });
+    chmodSync(this.socketPath, 0o600);
+    this.server = server;
+  }
+
+  private async answer(line: string): Promise<unknown> {
+    let req: { id?: unknown; cmd?: unknown };
+    try {
+      req = JSON.parse(line) as typeof req;
+    } catch {
+      return { id: null, ok: false, error: 'not JSON' };
+    }
+    const id = typeof req.id === 'number' ? req.id : null;
+    switch (req.cmd) {
+      case 'status':
+        return { id, ok: true, result: this.status() };
+      case 'standby':
+        this.setStandby(true);
+        return { id, ok: true, result: 'standby: giving this node’s groups to the peer' };
+      case 'takeover': {
+        const r = await this.takeover();
+        return r.result >= 0 ? { id, ok: true, result: r.message } : { id, ok: false, error: r.message };
+      }
+      default:
+        return { id, ok: false, error: `unknown command ${JSON.stringify(req.cmd)}` };
+    }
+  }
+}
+
+function peerGroup(peer: PeerView, key: string) {
+  const g = peer.groups.find((x) => x.key === key);
+  return g ? { state: g.state, startFailed: false } : undefined;
+}

@@ -1,0 +1,328 @@
+// Membership: heartbeats out every `keepalive` on every link, heartbeats in, and each
+// peer's liveness — `up` while heard on any link, late after `warntime` (logged once),
+// dead after `deadtime` of silence on every link (`initdead` while it has never been
+// heard since this node started). Every packet must carry a valid MAC under a key of
+// authkeys and a generation/sequence not seen before; forged, replayed and malformed
+// packets are dropped and counted, never acted on. Requests (standby, takeover) ride on
+// the same links and are answered once; a request whose reply never comes fails after
+// deadtime.
+import type { AuthKey } from '../config/authkeys.js';
+import { type LinkClock, realClock, type TimerHandle } from '../replication/clock.js';
+import type { GroupState } from './groups.js';
+import {
+  type DecodedPacket,
+  decodePacket,
+  encodePacket,
+  type GroupReport,
+  type HaPacket,
+  HaPacketError,
+  type RequestKind,
+  verifyPacket,
+} from './packet.js';
+import { ReplayGuard } from './replay.js';
+import type { HeartbeatTransport } from './transport.js';
+
+export type PeerState = 'init' | 'up' | 'dead';
+
+export interface PeerView {
+  readonly name: string;
+  readonly state: PeerState;
+  /** Late: up, but silent for more than warntime. */
+  readonly late: boolean;
+  /** ms since the last valid packet (undefined: never heard). */
+  readonly silentMs: number | undefined;
+  /** Per link: ms since the last valid packet on it. */
+  readonly links: Readonly<Record<string, number>>;
+  readonly groups: readonly GroupReport[];
+  readonly standby: boolean;
+  readonly generation: string | undefined;
+}
+
+export interface MembershipCounters {
+  received: number;
+  sent: number;
+  malformed: number;
+  forged: number;
+  replayed: number;
+  foreign: number;
+  late: number;
+}
+
+export interface MembershipOptions {
+  readonly self: string;
+  readonly peer: string;
+  readonly cluster: string;
+  readonly keepaliveMs: number;
+  readonly warntimeMs: number;
+  readonly deadtimeMs: number;
+  readonly initdeadMs: number;
+  readonly activeKey: AuthKey;
+  readonly keys: readonly AuthKey[];
+  readonly clock?: LinkClock;
+  /** What this node reports in each heartbeat. */
+  readonly report: () => { groups: readonly GroupReport[]; standby: boolean };
+  readonly onPeerChange: (view: PeerView, why: string) => void;
+  /** Answers a peer's request: 0 done, negative refused, with a message. */
+  readonly onRequest: (kind: RequestKind, resource: string) => Promise<{ result: number; message: string }>;
+  readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+interface Pending {
+  readonly resolve: (r: { result: number; message: string }) => void;
+  readonly timer: TimerHandle;
+}
+
+export class Membership {
+  private readonly o: MembershipOptions;
+  private readonly clock: LinkClock;
+  private transport: HeartbeatTransport | undefined;
+  private readonly generation = Date.now();
+  private seq = 0;
+  private readonly startedMs: number;
+  private state: PeerState = 'init';
+  private late = false;
+  private lastHeardMs: number | undefined;
+  private readonly linkHeard = new Map<string, number>();
+  private groups: readonly GroupReport[] = [];
+  private standby = false;
+  private peerGeneration: number | undefined;
+  private readonly replay: ReplayGuard;
+  private timer: TimerHandle | undefined;
+  private requestId = 0;
+  private readonly pending = new Map<number, Pending>();
+  /** Requests answered, by sender generation:id, so a retransmission is not acted on twice. */
+  private readonly answered = new Map<string, { result: number; message: string }>();
+  readonly counters: MembershipCounters = {
+    received: 0,
+    sent: 0,
+    malformed: 0,
+    forged: 0,
+    replayed: 0,
+    foreign: 0,
+    late: 0,
+  };
+
+  constructor(o: MembershipOptions) {
+    this.o = o;
+    this.clock = o.clock ?? realClock;
+    this.startedMs = this.clock.now();
+    this.replay = new ReplayGuard([o.peer]);
+    if (o.activeKey.method === 'crc') {
+      o.log('warn', "authkeys uses crc: heartbeats are not authenticated (Heartbeat's no-security mode)");
+    }
+  }
+
+  /** Starts sending heartbeats on `transport` (whose received packets go to receive()). */
+  start(transport: HeartbeatTransport): void {
+    this.transport = transport;
+    this.tick();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const p of this.pending.values()) {
+      this.clock.clearTimeout(p.timer);
+      p.resolve({ result: -1, message: 'tandem-ha is stopping' });
+    }
+    this.pending.clear();
+    await this.transport?.close();
+    this.transport = undefined;
+  }
+
+  view(): PeerView {
+    const now = this.clock.now();
+    const links: Record<string, number> = {};
+    for (const [name, at] of this.linkHeard) links[name] = Math.round(now - at);
+    return {
+      name: this.o.peer,
+      state: this.state,
+      late: this.late,
+      silentMs: this.lastHeardMs === undefined ? undefined : Math.round(now - this.lastHeardMs),
+      links,
+      groups: this.groups,
+      standby: this.standby,
+      generation: this.peerGeneration === undefined ? undefined : String(this.peerGeneration),
+    };
+  }
+
+  /** True once the peer was heard, or initdead passed: group decisions may be made. */
+  settled(): boolean {
+    return this.state !== 'init' || this.clock.now() - this.startedMs >= this.o.initdeadMs;
+  }
+
+  /** The body of a packet; the common fields are filled in here. */
+  private send(body: BodyOf<'heartbeat'> | BodyOf<'request'> | BodyOf<'reply'>): void {
+    if (!this.transport) return;
+    this.seq++;
+    const packet = encodePacket(
+      {
+        ...body,
+        cluster: this.o.cluster,
+        from: this.o.self,
+        to: this.o.peer,
+        generation: this.generation,
+        seq: this.seq,
+        timeMs: Date.now(),
+      } as HaPacket,
+      this.o.activeKey,
+    );
+    this.transport.send(packet);
+    this.counters.sent++;
+  }
+
+  /** Sends a heartbeat now (after a local change, so the peer learns it at once). */
+  beat(): void {
+    const r = this.o.report();
+    this.send({ type: 'heartbeat', groups: r.groups, standbyRequested: r.standby });
+  }
+
+  private tick(): void {
+    this.beat();
+    this.checkLiveness();
+    this.timer = this.clock.setTimeout(() => this.tick(), this.o.keepaliveMs);
+  }
+
+  private checkLiveness(): void {
+    const now = this.clock.now();
+    if (this.state === 'init') {
+      if (now - this.startedMs >= this.o.initdeadMs) {
+        this.state = 'dead';
+        this.o.onPeerChange(this.view(), `not heard within initdead ${this.o.initdeadMs} ms`);
+      }
+      return;
+    }
+    if (this.state !== 'up' || this.lastHeardMs === undefined) return;
+    const silent = now - this.lastHeardMs;
+    if (silent >= this.o.deadtimeMs) {
+      this.state = 'dead';
+      this.late = false;
+      this.groups = [];
+      this.o.onPeerChange(
+        this.view(),
+        `silent on every link for ${Math.round(silent)} ms (deadtime ${this.o.deadtimeMs} ms)`,
+      );
+      return;
+    }
+    if (!this.late && silent >= this.o.warntimeMs) {
+      this.late = true;
+      this.counters.late++;
+      this.o.log(
+        'warn',
+        `node ${this.o.peer}: late heartbeat, silent for ${Math.round(silent)} ms (warntime ${this.o.warntimeMs} ms)`,
+      );
+    }
+  }
+
+  /** One datagram from a link. Never throws: the network is the outside world. */
+  receive(bytes: Buffer, link: string, from: string): void {
+    let d: DecodedPacket;
+    try {
+      d = decodePacket(bytes);
+    } catch (e) {
+      this.counters.malformed++;
+      if (!(e instanceof HaPacketError))
+        this.o.log('error', `heartbeat from ${from} on ${link}: ${(e as Error).message}`);
+      return;
+    }
+    const verdict = verifyPacket(d, this.o.keys);
+    if (!verdict.ok) {
+      this.counters.forged++;
+      this.o.log(
+        'warn',
+        `dropped a packet from ${from} on ${link} claiming to be ${d.from}: ${verdict.reason}`,
+      );
+      return;
+    }
+    if (d.cluster !== this.o.cluster || d.from !== this.o.peer || (d.to !== '' && d.to !== this.o.self)) {
+      this.counters.foreign++;
+      return;
+    }
+    const r = this.replay.check(d.from, d.generation, d.seq);
+    if (r !== 'ok') {
+      this.counters.replayed++;
+      this.o.log(
+        'warn',
+        `dropped a ${r} packet from ${d.from} on ${link} (generation ${d.generation}, seq ${d.seq})`,
+      );
+      return;
+    }
+    this.replay.accept(d.from, d.generation, d.seq);
+    this.counters.received++;
+    const now = this.clock.now();
+    this.linkHeard.set(link, now);
+    this.lastHeardMs = now;
+    const restarted = this.peerGeneration !== undefined && d.generation !== this.peerGeneration;
+    this.peerGeneration = d.generation;
+    if (this.late) {
+      this.late = false;
+      this.o.log('info', `node ${this.o.peer}: heard again`);
+    }
+    if (d.type === 'heartbeat') {
+      const wasUp = this.state === 'up';
+      const changed =
+        !wasUp ||
+        restarted ||
+        d.standbyRequested !== this.standby ||
+        JSON.stringify(d.groups) !== JSON.stringify(this.groups);
+      this.groups = d.groups;
+      this.standby = d.standbyRequested;
+      this.state = 'up';
+      if (changed)
+        this.o.onPeerChange(this.view(), wasUp ? (restarted ? 'restarted' : 'reported a change') : 'up');
+      return;
+    }
+    if (d.type === 'request') {
+      const key = `${d.generation}:${d.requestId}`;
+      const requestId = d.requestId;
+      const done = this.answered.get(key);
+      if (done) {
+        this.send({ type: 'reply', requestId, result: done.result, message: done.message });
+        return;
+      }
+      void this.o.onRequest(d.kind, d.resource).then((answer) => {
+        this.answered.set(key, answer);
+        if (this.answered.size > 64) this.answered.delete(this.answered.keys().next().value as string);
+        this.send({ type: 'reply', requestId, result: answer.result, message: answer.message });
+      });
+      return;
+    }
+    const p = this.pending.get(d.requestId);
+    if (!p) return;
+    this.pending.delete(d.requestId);
+    this.clock.clearTimeout(p.timer);
+    p.resolve({ result: d.result, message: d.message });
+  }
+
+  /** Asks the peer to do something; resolves with its answer, or result -1 after deadtime. */
+  request(kind: RequestKind, resource = ''): Promise<{ result: number; message: string }> {
+    const requestId = ++this.requestId;
+    const deadline = this.clock.now() + this.o.deadtimeMs;
+    return new Promise((resolve) => {
+      // UDP loses packets: the request goes again every keepalive until answered (the peer
+      // answers a repeat from its memory, acting once).
+      const again = (): void => {
+        if (!this.pending.has(requestId)) return;
+        if (this.clock.now() >= deadline) {
+          this.pending.delete(requestId);
+          resolve({ result: -1, message: `no answer from ${this.o.peer} within deadtime` });
+          return;
+        }
+        this.send({ type: 'request', kind, requestId, resource });
+        const entry = this.pending.get(requestId);
+        if (entry)
+          this.pending.set(requestId, {
+            resolve: entry.resolve,
+            timer: this.clock.setTimeout(again, this.o.keepaliveMs),
+          });
+      };
+      this.pending.set(requestId, { resolve, timer: this.clock.setTimeout(again, this.o.keepaliveMs) });
+      this.send({ type: 'request', kind, requestId, resource });
+    });
+  }
+}
+
+export type { GroupState };
+
+type Common = 'cluster' | 'from' | 'to' | 'generation' | 'seq' | 'timeMs';
+type BodyOf<T extends HaPacket['type']> = Omit<Extract<HaPacket, { type: T }>, Common>;
