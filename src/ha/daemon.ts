@@ -3,6 +3,7 @@
 // which groups this node starts or stops. A small control socket (DIR/tandem-ha.sock,
 // JSON lines, mode 0600) answers status, standby and takeover.
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import type { AgentContext } from './agents/agent.js';
 import { resolveAgent } from './agents/agent.js';
 import { GroupManager, type GroupStatus } from './groups.js';
 import { Membership, type MembershipCounters, type PeerView } from './membership.js';
-import type { GroupReport } from './packet.js';
+import { clusterBytesMax, type GroupReport, nodeNameBytesMax } from './packet.js';
 import { decideGroups, type PeerLiveness } from './policy.js';
 import { openTransport } from './transport.js';
 
@@ -60,6 +61,13 @@ export class HaDaemon {
       );
     }
     this.peerName = others[0]!;
+    for (const n of hacf.nodes) {
+      if (Buffer.byteLength(n.name) > nodeNameBytesMax) {
+        throw new Error(
+          `node name '${n.name}' is longer than ${nodeNameBytesMax} bytes, more than a heartbeat carries`,
+        );
+      }
+    }
     const ctx: AgentContext = {
       configDir: o.config.dir,
       tandemadm: o.tandemadm,
@@ -102,10 +110,7 @@ export class HaDaemon {
     this.membership = new Membership({
       self: o.node,
       peer: this.peerName,
-      cluster: hacf.nodes
-        .map((n) => n.name)
-        .sort()
-        .join(','),
+      cluster: clusterId(hacf.nodes.map((n) => n.name)),
       keepaliveMs: hacf.keepalive.ms,
       warntimeMs: hacf.warntime.ms,
       deadtimeMs: hacf.deadtime.ms,
@@ -123,7 +128,10 @@ export class HaDaemon {
   }
 
   private report(): GroupReport[] {
-    return this.groups.status().map((g) => ({ key: g.key, state: g.state }));
+    return this.groups.status().map((g) => ({
+      key: g.key,
+      state: g.state === 'released' && this.startFailed.has(g.key) ? 'start-failed' : g.state,
+    }));
   }
 
   get socketPath(): string {
@@ -294,7 +302,18 @@ export class HaDaemon {
   }
 }
 
+/** The sorted node names; a digest of them when that is longer than a packet carries. */
+function clusterId(nodes: readonly string[]): string {
+  const id = [...nodes].sort().join(',');
+  return Buffer.byteLength(id) <= clusterBytesMax
+    ? id
+    : createHash('sha256').update(id).digest('hex').slice(0, clusterBytesMax);
+}
+
 function peerGroup(peer: PeerView, key: string) {
   const g = peer.groups.find((x) => x.key === key);
-  return g ? { state: g.state, startFailed: false } : undefined;
+  if (!g) return undefined;
+  return g.state === 'start-failed'
+    ? { state: 'released' as const, startFailed: true }
+    : { state: g.state, startFailed: false };
 }

@@ -25,7 +25,8 @@
 //
 // Bodies:
 //   heartbeat  u8 group count, per group {str key 1..255, u8 state 0 released 1 starting
-//              2 running 3 stopping 4 failed}, then u8 flags (bit 0: standby requested)
+//              2 running 3 stopping 4 failed 5 start-failed (released after a failed
+//              start)}, then u8 flags (bit 0: standby requested)
 //   request    u8 kind (1 standby, 2 takeover, 3 outdate-peer, 4 release-groups),
 //              u32 requestId, str resource 0..255 (empty: not about one resource)
 //   reply      u32 requestId, i32 result, str message 0..200
@@ -87,7 +88,14 @@ export const groupStates = wireCodes({
   running: 2,
   stopping: 3,
   failed: 4,
-} as const satisfies Record<GroupState, number>);
+  'start-failed': 5,
+} as const satisfies Record<ReportedState, number>);
+
+/**
+ * A group's state as a heartbeat reports it: GroupManager's states, and `start-failed` for
+ * a group released after its start failed on the sender (Heartbeat then lets the peer try).
+ */
+export type ReportedState = GroupState | 'start-failed';
 
 export const requestKinds = wireCodes({
   standby: 1,
@@ -157,7 +165,7 @@ export interface PacketCommon {
 export interface GroupReport {
   /** The group's key (its first resource, `IPaddr::10.0.0.1`), unique within a heartbeat. */
   readonly key: string;
-  readonly state: GroupState;
+  readonly state: ReportedState;
 }
 
 export interface HeartbeatPacket extends PacketCommon {

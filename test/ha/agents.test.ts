@@ -356,15 +356,29 @@ describe('Filesystem with a fake mount table', () => {
   });
 
   it('stop of a busy directory fails with fuser -vm output and kills nothing', async () => {
-    const fuserTable = `                     USER        PID ACCESS COMMAND\n${data}:             root     kernel mount ${data}\n                     apache     4242 ..c.. httpd\n`;
+    // fuser's table is on stderr but for its PIDs (on stdout), mixed with a complaint for every /proc/PID/fd it may not read.
+    const holderLines = Array.from(
+      { length: 30 },
+      (_, i) => `                     apache  ${4200 + i} ..c.. httpd`,
+    );
+    const fuserErr = [
+      'Cannot stat file /proc/1/fd/0: Permission denied',
+      '                     USER        PID ACCESS COMMAND',
+      `${data}:             root     kernel mount ${data}`,
+      'Cannot stat file /proc/1/fd/1: Permission denied',
+      ...holderLines,
+    ].join('\n');
     const f = withTable([`${loop} ${data} ext4 rw 0 0`], (cmd) => {
       if (cmd === 'umount') return { code: 32, out: '', err: `umount: ${data}: target is busy.\n` };
-      if (cmd === 'fuser') return { code: 0, out: ' 4242c', err: fuserTable };
+      if (cmd === 'fuser') return { code: 0, out: ' 4200c 4201c', err: fuserErr };
       return undefined;
     });
     const r = await filesystemAgent.run('stop', args, f.ctx);
     assertFailed(r, 'AGENT_BUSY', /target is busy/);
-    assert.match(r.message, /4242 \.\.c\.\. httpd/);
+    assert.match(r.message, /4200 \.\.c\.\. httpd/);
+    assert.doesNotMatch(r.message, /Cannot stat/);
+    assert.doesNotMatch(r.message, /4229/, 'at most fuserLinesMax lines of fuser');
+    assert.match(r.message, /\(12 more lines\)\nPIDs \(access\): 4200c 4201c$/);
     assert.deepEqual(f.lines(), [`umount ${data}`, `fuser -vm ${data}`]);
 
     const noFuser = withTable([`${loop} ${data} ext4 rw 0 0`], (cmd) =>

@@ -124,7 +124,7 @@ async function start(spec: FilesystemSpec, ctx: AgentContext): Promise<AgentResu
 export const fuserLinesMax = 20;
 
 /**
- * Who keeps DIR busy, from `fuser -vm DIR` (its table is on stderr); '' when fuser is missing.
+ * Who keeps DIR busy, from `fuser -vm DIR`; '' when fuser is missing.
  * fuser also complains about every /proc/PID/fd it may not read (other namespaces, hardened /proc):
  * those lines name no holder and are dropped.
  */
@@ -136,6 +136,17 @@ async function holders(dir: string, ctx: AgentContext): Promise<string> {
     const more = lines.length - fuserLinesMax;
     lines.length = fuserLinesMax;
     lines.push(`(${more} more lines)`);
+  }
+  // fuser writes the PIDs to stdout and the rest of its table to stderr, so the two arrive apart.
+  const pids = r.out
+    .trim()
+    .split(/\s+/)
+    .filter((p) => p !== '');
+  if (pids.length > 0) {
+    const shown = pids.slice(0, fuserLinesMax).join(' ');
+    lines.push(
+      `PIDs (access): ${shown}${pids.length > fuserLinesMax ? ` (${pids.length - fuserLinesMax} more)` : ''}`,
+    );
   }
   return lines.join('\n');
 }

@@ -1,0 +1,188 @@
+// Membership on a manual clock with an in-memory link between two nodes: up, late,
+// dead after deadtime (initdead before the peer was ever heard), and what must never be
+// acted on — forged packets (wrong secret, unknown key), replays, another cluster's
+// packets, garbage — counted and dropped. Requests are answered once, and repeated
+// until answered.
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { parseAuthkeys } from '../../src/config/authkeys.js';
+import { Membership, type PeerView } from '../../src/ha/membership.js';
+import { encodePacket } from '../../src/ha/packet.js';
+import type { HeartbeatTransport } from '../../src/ha/transport.js';
+import { ManualClock } from '../../src/replication/clock.js';
+
+const keys = parseAuthkeys('auth 1\n1 sha1 right-secret\n2 md5 other\n', 'authkeys').config;
+
+interface Wire {
+  readonly sent: Buffer[];
+  readonly transport: HeartbeatTransport;
+}
+
+function wire(): Wire {
+  const sent: Buffer[] = [];
+  return {
+    sent,
+    transport: { links: [{ name: 'test' }], send: (b) => sent.push(Buffer.from(b)), close: async () => {} },
+  };
+}
+
+function node(self: string, peer: string, clock: ManualClock) {
+  const changes: { view: PeerView; why: string }[] = [];
+  const requests: string[] = [];
+  const logs: string[] = [];
+  const m = new Membership({
+    self,
+    peer,
+    cluster: 'server6,server7',
+    keepaliveMs: 200,
+    warntimeMs: 500,
+    deadtimeMs: 1000,
+    initdeadMs: 3000,
+    activeKey: keys.active,
+    keys: keys.keys,
+    clock,
+    report: () => ({ groups: [{ key: 'IPaddr::10.0.0.100', state: 'running' }], standby: false }),
+    onPeerChange: (view, why) => changes.push({ view, why }),
+    onRequest: async (kind) => {
+      requests.push(kind);
+      return { result: 0, message: 'done' };
+    },
+    log: (_level, message) => logs.push(message),
+  });
+  const w = wire();
+  m.start(w.transport);
+  return { m, w, changes, requests, logs };
+}
+
+/** Delivers everything `from` sent so far to `to`. */
+function deliver(from: Wire, to: Membership): number {
+  const n = from.sent.length;
+  for (const b of from.sent.splice(0)) to.receive(b, 'test', '10.0.0.1');
+  return n;
+}
+
+test('up when heard, late after warntime, dead after deadtime on every link', () => {
+  const clock = new ManualClock();
+  const a = node('server6', 'server7', clock);
+  const b = node('server7', 'server6', clock);
+  deliver(b.w, a.m);
+  assert.equal(a.m.view().state, 'up');
+  assert.deepEqual(a.m.view().groups, [{ key: 'IPaddr::10.0.0.100', state: 'running' }]);
+  for (let t = 0; t < 10; t++) {
+    clock.advance(200);
+    deliver(b.w, a.m);
+  }
+  assert.equal(a.m.view().state, 'up');
+  assert.equal(a.m.view().late, false);
+  // b goes silent.
+  b.w.sent.length = 0;
+  clock.advance(600);
+  assert.equal(a.m.view().late, true);
+  assert.ok(a.logs.some((l) => /late heartbeat/.test(l)));
+  clock.advance(400);
+  assert.equal(a.m.view().state, 'dead');
+  assert.match(a.changes.at(-1)!.why, /silent on every link .*deadtime 1000 ms/);
+});
+
+test('never heard: dead after initdead, not deadtime', () => {
+  const clock = new ManualClock();
+  const a = node('server6', 'server7', clock);
+  clock.advance(2000);
+  assert.equal(a.m.view().state, 'init');
+  assert.equal(a.m.settled(), false);
+  clock.advance(1000);
+  assert.equal(a.m.view().state, 'dead');
+  assert.equal(a.m.settled(), true);
+});
+
+test('forged, replayed, foreign and garbage packets are dropped and counted, never acted on', () => {
+  const clock = new ManualClock();
+  const a = node('server6', 'server7', clock);
+  const b = node('server7', 'server6', clock);
+  deliver(b.w, a.m);
+  const real = b.w.sent.length === 0 ? undefined : b.w.sent[0];
+  void real;
+  clock.advance(200);
+  const [hb] = b.w.sent.splice(0);
+  assert.ok(hb);
+  a.m.receive(hb, 'test', '10.0.0.2');
+  const received = a.m.counters.received;
+  // The same packet again: a replay.
+  a.m.receive(hb, 'test', '10.0.0.2');
+  assert.equal(a.m.counters.replayed, 1);
+  // A packet signed with a secret we do not share, claiming to be server7 and to run nothing.
+  const common = {
+    cluster: 'server6,server7',
+    from: 'server7',
+    to: 'server6',
+    generation: Date.now() + 10,
+    timeMs: 0,
+  };
+  const forged = encodePacket(
+    {
+      ...common,
+      seq: 1,
+      type: 'heartbeat',
+      groups: [{ key: 'IPaddr::10.0.0.100', state: 'released' }],
+      standbyRequested: true,
+    },
+    { index: 1, method: 'sha1', secret: 'wrong-secret' },
+  );
+  a.m.receive(forged, 'test', '10.0.0.66');
+  // Key 3 does not exist.
+  a.m.receive(
+    encodePacket(
+      { ...common, seq: 2, type: 'heartbeat', groups: [], standbyRequested: true },
+      { index: 3, method: 'sha1', secret: 'x' },
+    ),
+    'test',
+    '10.0.0.66',
+  );
+  assert.equal(a.m.counters.forged, 2);
+  // Another cluster on the same link, with our key.
+  a.m.receive(
+    encodePacket(
+      { ...common, cluster: 'other', seq: 3, type: 'heartbeat', groups: [], standbyRequested: true },
+      keys.active,
+    ),
+    'test',
+    '10.0.0.67',
+  );
+  assert.equal(a.m.counters.foreign, 1);
+  // Garbage.
+  a.m.receive(Buffer.from('GET / HTTP/1.0\r\n\r\n'), 'test', '10.0.0.68');
+  a.m.receive(Buffer.alloc(0), 'test', '10.0.0.68');
+  assert.equal(a.m.counters.malformed, 2);
+  // None of it changed what server6 believes.
+  assert.equal(a.m.counters.received, received);
+  assert.equal(a.m.view().standby, false);
+  assert.deepEqual(a.m.view().groups, [{ key: 'IPaddr::10.0.0.100', state: 'running' }]);
+});
+
+test('a request is repeated until answered, and acted on once', async () => {
+  const clock = new ManualClock();
+  const a = node('server6', 'server7', clock);
+  const b = node('server7', 'server6', clock);
+  deliver(b.w, a.m);
+  deliver(a.w, b.m);
+  const answer = a.m.request('standby');
+  // The first try is lost.
+  a.w.sent.splice(0);
+  clock.advance(200);
+  // The repeat arrives, and once more (a duplicate on a second link).
+  const repeats = a.w.sent.splice(0);
+  for (const r of repeats) b.m.receive(r, 'test', '10.0.0.1');
+  for (const r of repeats) b.m.receive(Buffer.from(r), 'other', '10.0.0.1');
+  await new Promise((r) => setImmediate(r));
+  deliver(b.w, a.m);
+  assert.deepEqual(await answer, { result: 0, message: 'done' });
+  assert.deepEqual(b.requests, ['standby']);
+});
+
+test('a request nobody answers fails after deadtime', async () => {
+  const clock = new ManualClock();
+  const a = node('server6', 'server7', clock);
+  const answer = a.m.request('standby');
+  clock.advance(1200);
+  assert.deepEqual(await answer, { result: -1, message: 'no answer from server7 within deadtime' });
+});
