@@ -2,7 +2,6 @@
 // groups of haresources, and the policy (policy.ts) that decides after every change
 // which groups this node starts or stops. A small control socket (DIR/tandem-ha.sock,
 // JSON lines, mode 0600) answers status, standby and takeover.
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -11,6 +10,7 @@ import type { HaConfig } from '../config/ha.js';
 import { LineSplitter } from '../daemon/control-protocol.js';
 import type { AgentContext } from './agents/agent.js';
 import { resolveAgent } from './agents/agent.js';
+import { spawnRun } from './agents/spawn-run.js';
 import { GroupManager, type GroupStatus } from './groups.js';
 import { Membership, type MembershipCounters, type PeerView } from './membership.js';
 import { clusterBytesMax, type GroupReport, nodeNameBytesMax } from './packet.js';
@@ -72,30 +72,9 @@ export class HaDaemon {
       configDir: o.config.dir,
       tandemadm: o.tandemadm,
       ...(o.initDir === undefined ? {} : { initDir: o.initDir }),
-      run: (cmd, args, opts) =>
-        new Promise((resolve) => {
-          execFile(
-            cmd,
-            [...args],
-            {
-              timeout: opts?.timeoutMs ?? 60_000,
-              env: { ...process.env, ...(opts?.env ?? {}) },
-              maxBuffer: 4 << 20,
-            },
-            (err, stdout, stderr) => {
-              const code = err
-                ? typeof (err as { code?: unknown }).code === 'number'
-                  ? (err as { code: number }).code
-                  : -1
-                : 0;
-              resolve({
-                code,
-                out: String(stdout),
-                err: String(stderr || (err && code === -1 ? err.message : '')),
-              });
-            },
-          );
-        }),
+      // spawnRun, not execFile: an init script whose daemon keeps stdout open must not
+      // hold `start` until the timeout, and a timeout must be told from a failure.
+      run: spawnRun,
       log: (level, message) => o.log(level, message),
     };
     this.groups = new GroupManager({

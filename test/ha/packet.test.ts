@@ -471,8 +471,8 @@ const cases: readonly Case[] = [
   { name: 'a byte after the body fields', bytes: hbBodyPlusOne, code: 'HA_TOO_LONG', offset: hbAt.keyIndex },
   // Heartbeat body
   {
-    name: 'unknown group state 5',
-    bytes: patched(hb, hbAt.body + 18, '05'),
+    name: 'unknown group state 6',
+    bytes: patched(hb, hbAt.body + 18, '06'),
     code: 'HA_BAD_FIELD',
     offset: hbAt.body + 18,
   },
