@@ -119,6 +119,9 @@ async function runDaemon(opts: GlobalOptions, _args: readonly string[], io: Io):
     tandemadm,
     log: (lvl, message) => logger.log(lvl, message),
     ...(process.env['TANDEM_HA_INIT_DIR'] ? { initDir: process.env['TANDEM_HA_INIT_DIR'] } : {}),
+    ...(process.env['TANDEM_HA_DISK_WAIT']
+      ? { diskWaitSeconds: Number(process.env['TANDEM_HA_DISK_WAIT']) }
+      : {}),
   });
   await daemon.start();
   logger.log('info', `started for node ${opts.node}, peer ${daemon.peerName}`);
@@ -182,6 +185,42 @@ async function rscstatus(opts: GlobalOptions, _args: readonly string[], io: Io):
   for (const g of st.groups)
     io.out(`  ${g.key} (${g.node}): ${g.state}${g.reason ? ` — ${g.reason}` : ''}\n`);
   return exitOk;
+}
+
+/**
+ * `outdate-peer [RES]`: the `fence-peer` handler for tandemd (DRBD's drbd-peer-outdater,
+ * dopd): asks the peer's tandem-ha over the heartbeat links to outdate its copy. Exit
+ * codes as drbd-peer-outdater's: 4 outdated, 5 peer unreachable, 6 peer is Primary.
+ */
+async function outdatePeer(opts: GlobalOptions, args: readonly string[], io: Io): Promise<number> {
+  const resource = args[0] ?? process.env['DRBD_RESOURCE'] ?? '';
+  const path = join(opts.runDir, 'tandem-ha.sock');
+  const answer = await new Promise<{ ok: boolean; result?: { result: number; message: string } } | undefined>(
+    (resolve) => {
+      const sock = connect(path);
+      let buf = '';
+      sock.setEncoding('utf8');
+      sock.on('error', () => resolve(undefined));
+      sock.on('connect', () => sock.write(`${JSON.stringify({ id: 1, cmd: 'outdate-peer', resource })}\n`));
+      sock.on('data', (d: string) => {
+        buf += d;
+        if (!buf.includes('\n')) return;
+        sock.end();
+        try {
+          resolve(JSON.parse(buf.slice(0, buf.indexOf('\n'))));
+        } catch {
+          resolve(undefined);
+        }
+      });
+    },
+  );
+  if (!answer?.ok || !answer.result) {
+    io.err(`tandem-ha outdate-peer: tandem-ha is not running here; the peer could not be asked\n`);
+    return 5;
+  }
+  io.err(`tandem-ha outdate-peer: ${answer.result.message}\n`);
+  if (answer.result.result === 0) return 4;
+  return answer.result.result === -6 ? 6 : 5;
 }
 
 function forward(cmd: 'standby' | 'takeover') {
@@ -250,6 +289,14 @@ const commands: readonly Command[] = [
     summary: "give this node's groups to the peer (hb_standby)",
     maxArgs: 0,
     run: forward('standby'),
+  },
+  {
+    name: 'outdate-peer',
+    args: '[RES]',
+    summary:
+      'fence-peer handler: have the peer outdate its copy (exit 4 done, 5 unreachable, 6 peer Primary)',
+    maxArgs: 1,
+    run: outdatePeer,
   },
   {
     name: 'takeover',

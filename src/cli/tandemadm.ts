@@ -212,7 +212,7 @@ const commands: readonly Command[] = [
       run: (ctx) => daemonCommand(ctx, name),
     }),
   ),
-  ...(['disconnect', 'invalidate', 'invalidate-remote', 'verify'] as const).map(
+  ...(['disconnect', 'invalidate', 'invalidate-remote', 'verify', 'outdate', 'resume-io'] as const).map(
     (name): Command => ({
       name,
       args: 'RES|all',
@@ -221,6 +221,8 @@ const commands: readonly Command[] = [
         invalidate: "replace this node's data with the peer's (full sync, this node SyncTarget)",
         'invalidate-remote': "replace the peer's data with this node's (full sync, this node SyncSource)",
         verify: 'compare both replicas online (verify-alg); differing blocks are marked out of sync',
+        outdate: "mark this Secondary's data Outdated (what a fence-peer handler asks of the peer)",
+        'resume-io': 'let application writes held by fencing go on',
       }[name],
       resourceOptional: false,
       run: (ctx) => daemonCommand(ctx, name),

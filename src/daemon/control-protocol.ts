@@ -19,6 +19,8 @@ export const controlCommands = [
   'invalidate-remote',
   'verify',
   'events',
+  'outdate',
+  'resume-io',
 ] as const;
 export type ControlCommand = (typeof controlCommands)[number];
 

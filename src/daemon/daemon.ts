@@ -144,6 +144,12 @@ export class Daemon {
           case 'verify':
             await r.verify();
             break;
+          case 'outdate':
+            await r.outdate();
+            break;
+          case 'resume-io':
+            await r.resumeIo();
+            break;
         }
       } catch (e) {
         if (e instanceof StateChangeError)

@@ -66,6 +66,8 @@ export interface ResourceStatus {
   readonly protocol: 'A' | 'B' | 'C';
   /** A shared-secret is configured: the peer link is authenticated. */
   readonly authenticated: boolean;
+  /** Why application writes are held (fencing), or null. */
+  readonly suspended?: string | null;
   readonly nbdSocket: string;
   /** The TCP address of the NBD export (`options { nbd-address }`), or null. */
   readonly nbdTcp: string | null;
@@ -219,7 +221,7 @@ function byMinor(resources: readonly ResourceStatus[]): Minor[] {
 export function renderStatus(resources: readonly ResourceStatus[]): string {
   const out: string[] = [];
   for (const r of resources) {
-    out.push(`${r.name} role:${r.role}`);
+    out.push(`${r.name} role:${r.role}${r.suspended ? ` suspended:${r.suspended}` : ''}`);
     const single = r.volumes.length === 1;
     const vol = (v: VolumeStatus) => (single ? '' : `volume:${v.volume} `);
     for (const v of r.volumes) {

@@ -76,6 +76,8 @@ export interface ReplicatorHost {
   event(text: string): void;
   /** Runs a DRBD handler (`handlers { split-brain "…"; }`) if configured. */
   runHandler(name: 'split-brain' | 'initial-split-brain' | 'pri-lost-after-sb', volume: number): void;
+  /** Called first when a Connected link is lost (fencing starts here). */
+  connectionLost?(reason: LinkReason): void;
   readonly clock?: LinkClock;
 }
 
@@ -360,9 +362,38 @@ export class Replicator {
     }, timeoutMs);
   }
 
+  /** Application writes wait here (fencing: until the peer is known to be outdated). */
+  private suspension: { promise: Promise<void>; resume: () => void; why: string } | undefined;
+
+  /** Holds every new application write until resume() (DRBD's suspend-io). */
+  suspend(why: string): void {
+    if (this.suspension !== undefined) return;
+    let resume!: () => void;
+    const promise = new Promise<void>((r) => {
+      resume = r;
+    });
+    this.suspension = { promise, resume, why };
+    this.h.event(`suspended:${why}`);
+  }
+
+  resume(): void {
+    const s = this.suspension;
+    if (s === undefined) return;
+    this.suspension = undefined;
+    s.resume();
+    this.h.event('suspended:no');
+  }
+
+  /** Why application I/O is suspended, or undefined. */
+  get suspended(): string | undefined {
+    return this.suspension?.why;
+  }
+
   private onConnectionLost(reason: LinkReason): void {
     if (this.koTimer !== undefined) this.clock.clearTimeout(this.koTimer);
     this.koTimer = undefined;
+    // Before anything else: a fencing Primary holds new writes from here on.
+    this.h.connectionLost?.(reason);
     this.peerRoleNow = 'Unknown';
     this.peerPromoting = false;
     // Every write the peer has not confirmed on its disk is out of sync (DRBD walks its
@@ -493,6 +524,14 @@ export class Replicator {
     if (s.role === 'Primary') this.peerPromoting = false;
     const before = p.peerDisk;
     p.peerDisk = s.disk;
+    // The peer is UpToDate again: it is no longer known to be outdated (DRBD clears MDF_PEER_OUT_DATED).
+    if (s.disk === 'UpToDate' && p.v.meta?.flags().peerOutdated) {
+      p.v.meta
+        .setFlags({ peerOutdated: false })
+        .catch((e: unknown) =>
+          this.h.log.log('error', `clearing peer-outdated: ${(e as Error).message}`, { volume: p.v.number }),
+        );
+    }
     if (p.peerRoundOpen) {
       p.peerRoundOpen = false;
       if (!p.roundSent) {
@@ -790,6 +829,7 @@ export class Replicator {
   /** Awaited by an application write before it is sent: the handshake, a full send queue. */
   writeGate(n: number): Promise<void> | undefined {
     const p = this.vols[n]!;
+    if (this.suspension !== undefined) return this.suspension.promise;
     if (p.gate !== undefined) return p.gate.promise;
     if (this.link.queuedBytes > sendQueueBytesMax) return this.link.whenDrained();
     return undefined;

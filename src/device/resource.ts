@@ -100,6 +100,7 @@ export class Resource {
             role: () => this.roleNow,
             event: (text) => this.event(text),
             runHandler: (name, volume) => this.runHandler(name, volume),
+            connectionLost: () => this.fencePeer(),
           });
   }
 
@@ -108,6 +109,113 @@ export class Resource {
     this.events.push({ time: new Date().toISOString(), text });
     if (this.events.length > eventsKept) this.events.splice(0, this.events.length - eventsKept);
     this.log.log('info', text);
+  }
+
+  /** `fencing` (disk section in 8.4, net in 9): dont-care, resource-only, resource-and-stonith. */
+  private fencingPolicy(): string {
+    return String(
+      optionValue(this.cfg, 'disk', 'fencing') ?? optionValue(this.cfg, 'net', 'fencing') ?? 'dont-care',
+    );
+  }
+
+  /**
+   * DRBD's resource-level fencing: a Primary that loses its peer holds every new write
+   * and runs the `fence-peer` handler (e.g. `tandem-ha outdate-peer`), whose exit code
+   * says what became of the peer (drbd-peer-outdater's codes): 3 its disk is not
+   * UpToDate anyway, 4 it was outdated, 5 it could not be reached, 6 it is Primary
+   * itself, 7 it was fenced (STONITH). 3, 4 and 7 resume writes (3 and 4 also record the
+   * peer as outdated). 6 keeps them held: two nodes must not both write. For 5 and any
+   * other answer, resource-only resumes (DRBD's semantics: the peer may be dead, or alive
+   * and writing), resource-and-stonith keeps writes held until `tandemadm resume-io`.
+   */
+  private fencePeer(): void {
+    const policy = this.fencingPolicy();
+    const rep = this.replicator;
+    if (policy === 'dont-care' || this.roleNow !== 'Primary' || rep === undefined) return;
+    rep.suspend('fencing');
+    const cmd = optionValue(this.cfg, 'handlers', 'fence-peer');
+    if (typeof cmd !== 'string' || cmd === '') {
+      this.log.log(
+        'error',
+        `fencing ${policy} but no fence-peer handler configured: writes stay suspended (tandemadm resume-io ${this.name})`,
+      );
+      return;
+    }
+    const peer = peerHost(this.cfg, this.local);
+    const child = spawn('/bin/sh', ['-c', cmd], {
+      stdio: 'ignore',
+      env: {
+        ...process.env,
+        DRBD_RESOURCE: this.name,
+        DRBD_PEER: peer.names[0] ?? '',
+        DRBD_PEER_ADDRESS: peer.address.host,
+        DRBD_MINOR: String(this.volumes[0]?.cfg.device.minor ?? ''),
+      },
+    });
+    const done = async (code: number | null): Promise<void> => {
+      this.log.log('info', `fence-peer handler exited ${code}`);
+      if (code === 3 || code === 4) {
+        for (const v of this.volumes) {
+          await v.meta
+            ?.setFlags({ peerOutdated: true })
+            .catch((e: unknown) =>
+              this.log.log('error', `cannot record the peer as outdated: ${(e as Error).message}`),
+            );
+        }
+      }
+      if (code === 3 || code === 4 || code === 7) {
+        rep.resume();
+        return;
+      }
+      if (code === 6) {
+        this.log.log(
+          'error',
+          'fence-peer: the peer is Primary; writes stay suspended (two Primaries must not both write)',
+        );
+        return;
+      }
+      if (policy === 'resource-only') {
+        this.log.log(
+          'warn',
+          `fence-peer could not outdate the peer (exit ${code}); resource-only: writes resume`,
+        );
+        rep.resume();
+        return;
+      }
+      this.log.log(
+        'error',
+        `fence-peer failed (exit ${code}); ${policy}: writes stay suspended until 'tandemadm resume-io ${this.name}'`,
+      );
+    };
+    child.on('error', (e) => {
+      this.log.log('error', `fence-peer: ${e.message}`);
+      void done(null);
+    });
+    child.on('exit', (code) => void done(code));
+  }
+
+  /** `resume-io`: the operator lets suspended writes go on. */
+  resumeIo(): Promise<void> {
+    return this.serial(async () => {
+      this.requireUp();
+      this.replicator?.resume();
+    });
+  }
+
+  /** `outdate`: this Secondary's data is marked Outdated (the fence-peer handler's job on the peer). */
+  outdate(): Promise<void> {
+    return this.serial(async () => {
+      this.requireUp();
+      // DRBD: a Primary's disk below UpToDate is refused (-2), and so is outdating a connected disk (-5).
+      if (this.roleNow === 'Primary')
+        throw new StateChangeError(refusals.noUpToDateDisk, 'this node is Primary');
+      if (this.replicator?.connState() === 'Connected') throw new StateChangeError(refusals.outdateConnected);
+      for (const v of this.volumes) {
+        if (v.disk === 'UpToDate' || v.disk === 'Consistent')
+          await v.setDisk('Outdated', 'outdated by the peer (fencing)');
+      }
+      this.replicator?.stateChanged();
+    });
   }
 
   /** DRBD's `handlers` section: runs the configured command, never waits for it. */
@@ -427,6 +535,7 @@ export class Resource {
       peer: peer.names[0] ?? peer.address.host,
       protocol: this.cfg.protocol,
       authenticated: replicationSettings(this.cfg).auth !== undefined,
+      suspended: rep?.suspended ?? null,
       nbdSocket: this.socketPath,
       nbdTcp: (optionValue(this.cfg, 'options', 'nbd-address') as string | undefined) ?? null,
       nbdClients: this.nbd?.clientCount('public') ?? 0,

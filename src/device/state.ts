@@ -55,6 +55,7 @@ export const refusals = {
   peerNotOutdated: { code: -7, text: 'Refusing to be Primary while peer is not outdated' },
   twoPrimaries: { code: -1, text: 'Multiple primaries not allowed by config' },
   isPrimary: { code: -15, text: 'Refusing to detach the only UpToDate disk of a Primary' },
+  outdateConnected: { code: -5, text: 'Refusing to be Outdated while Connected' },
 } as const satisfies Record<string, Refusal>;
 
 export function formatRefusal(r: Refusal): string {

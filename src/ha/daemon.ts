@@ -26,6 +26,8 @@ export interface HaDaemonOptions {
   readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
   /** Where LSB scripts are looked up after resource.d (default /etc/init.d). */
   readonly initDir?: string;
+  /** How long drbddisk/tandemdisk waits for an UpToDate disk when promoting (default 10 s). */
+  readonly diskWaitSeconds?: number;
 }
 
 export interface HaStatus {
@@ -72,6 +74,7 @@ export class HaDaemon {
       configDir: o.config.dir,
       tandemadm: o.tandemadm,
       ...(o.initDir === undefined ? {} : { initDir: o.initDir }),
+      ...(o.diskWaitSeconds === undefined ? {} : { diskWaitSeconds: o.diskWaitSeconds }),
       // spawnRun, not execFile: an init script whose daemon keeps stdout open must not
       // hold `start` until the timeout, and a timeout must be told from a failure.
       run: spawnRun,
@@ -101,7 +104,7 @@ export class HaDaemon {
         o.log(view.state === 'dead' ? 'warn' : 'info', `node ${view.name}: ${view.state} (${why})`);
         this.evaluate();
       },
-      onRequest: (kind) => this.onRequest(kind),
+      onRequest: (kind, resource) => this.onRequest(kind, resource),
       log: o.log,
     });
   }
@@ -207,13 +210,31 @@ export class HaDaemon {
     })();
   }
 
-  private async onRequest(kind: string): Promise<{ result: number; message: string }> {
+  private async onRequest(kind: string, resource: string): Promise<{ result: number; message: string }> {
+    if (kind === 'outdate-peer') {
+      // The peer's fence-peer handler: mark this node's copy Outdated, so it never takes
+      // over without an operator's --force while the peer goes on writing alone.
+      // Our replication link may not have noticed the loss yet (its ping-timeout runs a
+      // little behind the Primary's): while tandemadm says Connected (-5), try again.
+      let r = await this.tandemadm(['outdate', resource || 'all']);
+      for (let i = 0; i < 20 && r.code !== 0 && /\(-5\)/.test(r.err); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        r = await this.tandemadm(['outdate', resource || 'all']);
+      }
+      if (r.code === 0) return { result: 0, message: `${this.o.node}: ${resource} outdated` };
+      const text = (r.err || r.out).trim();
+      return { result: /\(-2\)/.test(text) ? -6 : -5, message: `${this.o.node}: ${text}`.slice(0, 200) };
+    }
     if (kind === 'standby') {
       // The peer takes over (hb_takeover there): this node gives everything away.
       this.setStandby(true);
       return { result: 0, message: 'standing by' };
     }
     return { result: -3, message: `unknown request ${kind}` };
+  }
+
+  private tandemadm(args: readonly string[]) {
+    return spawnRun(this.o.tandemadm[0]!, [...this.o.tandemadm.slice(1), ...args], { timeoutMs: 30_000 });
   }
 
   setStandby(on: boolean): void {
@@ -271,6 +292,15 @@ export class HaDaemon {
       case 'standby':
         this.setStandby(true);
         return { id, ok: true, result: 'standby: giving this node’s groups to the peer' };
+      case 'outdate-peer': {
+        const r = await this.membership.request(
+          'outdate-peer',
+          typeof (req as { resource?: unknown }).resource === 'string'
+            ? (req as { resource: string }).resource
+            : '',
+        );
+        return { id, ok: true, result: r };
+      }
       case 'takeover': {
         const r = await this.takeover();
         return r.result >= 0 ? { id, ok: true, result: r.message } : { id, ok: false, error: r.message };

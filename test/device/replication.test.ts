@@ -369,3 +369,37 @@ test('application writes during the initial full sync: both replicas end identic
     await p.cleanup();
   }
 });
+
+test('fencing resource-only: a Primary that loses its peer holds writes until fence-peer answers', async () => {
+  const p = await syncedPair(
+    'C',
+    '',
+    'disk { fencing resource-only; } handlers { fence-peer "sleep 0.4; exit 4"; }',
+  );
+  try {
+    p.proxy.cut();
+    await waitFor('disconnected', () => p.a.res.status().connection !== 'Connected');
+    const w = volumeOf(p.a).write(Buffer.alloc(4096, 15), 5 * 1024 * 1024, false);
+    assert.equal(await settlesWithin(w, 150), false, 'a write completed while the peer was being fenced');
+    assert.equal(p.a.res.status().suspended, 'fencing');
+    await w;
+    assert.equal(p.a.res.status().suspended, null);
+    assert.equal(volumeOf(p.a).meta?.flags().peerOutdated, true, 'the peer is recorded as outdated');
+  } finally {
+    await p.cleanup();
+  }
+});
+
+test('fencing: a peer that is Primary itself (exit 6) keeps writes held until resume-io', async () => {
+  const p = await syncedPair('C', '', 'disk { fencing resource-only; } handlers { fence-peer "exit 6"; }');
+  try {
+    p.proxy.cut();
+    await waitFor('disconnected', () => p.a.res.status().connection !== 'Connected');
+    const w = volumeOf(p.a).write(Buffer.alloc(4096, 16), 5 * 1024 * 1024, false);
+    assert.equal(await settlesWithin(w, 500), false, 'a write completed though the peer is Primary');
+    await p.a.res.resumeIo();
+    await w;
+  } finally {
+    await p.cleanup();
+  }
+});

@@ -59,6 +59,8 @@ describe('the seed experiment: Heartbeat moves IP, disk, filesystem and httpd', 
     TANDEM_CONFIG: conf,
     TANDEM_NODE: s.name,
     TANDEM_RUN_DIR: s.run,
+    TANDEM_HA_CONFIG_DIR: s.ha,
+    TANDEM_HA_DISK_WAIT: '3',
   });
   const startTandemd = async (s: Server) => {
     net.spawn(
@@ -129,7 +131,9 @@ describe('the seed experiment: Heartbeat moves IP, disk, filesystem and httpd', 
     writeFileSync(
       conf,
       `resource example {
-  net { protocol C; verify-alg sha1; connect-int 1; }
+  net { protocol C; verify-alg sha1; connect-int 1; ping-int 1; }
+  disk { fencing resource-only; }
+  handlers { fence-peer "${process.execPath} ${bin('tandem-ha')} outdate-peer"; }
 ${servers
   .map(
     (s) => `  on ${s.name} {
@@ -289,5 +293,46 @@ esac
       assert.ok(i < 50, `no page after failback: ${r.err}`);
       await sleep(200);
     }
+  });
+
+  test('the replication link alone is cut: server6 fences server7 (Outdated) through tandem-ha and keeps serving', async () => {
+    const [s6, s7] = servers as [Server, Server];
+    // A silent partition of the replication port only; heartbeats (UDP 694) still flow.
+    const nft = (...args: string[]) => net.exec('server6', 'nft', args);
+    ok(await nft('add', 'table', 'inet', 'tandemtest'), 'nft table');
+    ok(
+      await nft('add', 'chain', 'inet', 'tandemtest', 'in', '{ type filter hook input priority 0; }'),
+      'nft chain',
+    );
+    ok(
+      await nft('add', 'chain', 'inet', 'tandemtest', 'out', '{ type filter hook output priority 0; }'),
+      'nft chain',
+    );
+    for (const chain of ['in', 'out']) {
+      ok(await nft('add', 'rule', 'inet', 'tandemtest', chain, 'tcp', 'dport', '7789', 'drop'), 'nft rule');
+      ok(await nft('add', 'rule', 'inet', 'tandemtest', chain, 'tcp', 'sport', '7789', 'drop'), 'nft rule');
+    }
+    for (let i = 0; ; i++) {
+      const d = await adm(s7, 'dstate', 'example');
+      if (d.out.startsWith('Outdated/')) break;
+      assert.ok(
+        i < 100,
+        `server7 was not outdated: ${d.out}${d.err}\n${readFileSync(join(s6.dir, 'tandemd.log'), 'utf8').slice(-1500)}`,
+      );
+      await sleep(100);
+    }
+    // server6 writes on: its fence-peer handler answered, writes are not held.
+    for (let i = 0; ; i++) {
+      const st = JSON.parse(ok(await adm(s6, 'status', '--json', 'example'), 'status')).resources[0];
+      if (st.suspended === null) break;
+      assert.ok(i < 50, `writes stay suspended on server6: ${st.suspended}`);
+      await sleep(100);
+    }
+    assert.equal((await fetch()).out, page);
+    // Heal: the link comes back, server7 resyncs to UpToDate.
+    ok(await nft('delete', 'table', 'inet', 'tandemtest'), 'nft delete');
+    for (const s of servers)
+      ok(await adm(s, '--timeout', '60', 'wait-sync', 'example'), `wait-sync ${s.name}`);
+    assert.equal(ok(await adm(s7, 'dstate', 'example'), 'dstate'), 'UpToDate/UpToDate\n');
   });
 });
