@@ -30,6 +30,8 @@ export interface GlobalOptions {
   /** Lower-cased, as Heartbeat compares node names. */
   readonly node: string;
   readonly runDir: string;
+  /** `status --json`. */
+  readonly json?: boolean;
 }
 
 interface Command {
@@ -139,7 +141,7 @@ async function runDaemon(opts: GlobalOptions, _args: readonly string[], io: Io):
 async function statusCommand(opts: GlobalOptions, args: readonly string[], io: Io): Promise<number> {
   const st = await daemonStatus(opts, io);
   if (!st) return exitConfig;
-  if (args[0] === '--json') io.out(`${JSON.stringify(st, null, 2)}\n`);
+  if (opts.json || args[0] === '--json') io.out(`${JSON.stringify(st, null, 2)}\n`);
   else io.out('tandem-ha is running on this machine.\n');
   return exitOk;
 }
@@ -343,6 +345,7 @@ const optionSpec = {
   'config-dir': { type: 'string' },
   node: { type: 'string' },
   'run-dir': { type: 'string' },
+  json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -369,6 +372,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
     configDir: nonEmpty(values['config-dir'], env['TANDEM_HA_CONFIG_DIR']) ?? defaultHaConfigDir,
     node: (nonEmpty(values.node, env['TANDEM_NODE']) ?? hostname()).toLowerCase(),
     runDir: nonEmpty(values['run-dir'], env['TANDEM_RUN_DIR']) ?? defaultRunDir,
+    json: values.json === true,
   };
   const [name = daemonName, ...args] = positionals;
   const command = commands.find((c) => c.name === name);

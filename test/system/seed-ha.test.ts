@@ -335,4 +335,39 @@ esac
       ok(await adm(s, '--timeout', '60', 'wait-sync', 'example'), `wait-sync ${s.name}`);
     assert.equal(ok(await adm(s7, 'dstate', 'example'), 'dstate'), 'UpToDate/UpToDate\n');
   });
+
+  test('server6 dies while server7 is Outdated: server7 does not take over (an Outdated disk needs --force)', async () => {
+    const [, s7] = servers as [Server, Server];
+    const nft = (...args: string[]) => net.exec('server6', 'nft', args);
+    ok(await nft('add', 'table', 'inet', 'tandemtest'), 'nft table');
+    ok(
+      await nft('add', 'chain', 'inet', 'tandemtest', 'in', '{ type filter hook input priority 0; }'),
+      'nft chain',
+    );
+    ok(await nft('add', 'rule', 'inet', 'tandemtest', 'in', 'tcp', 'dport', '7789', 'drop'), 'nft rule');
+    ok(await nft('add', 'rule', 'inet', 'tandemtest', 'in', 'tcp', 'sport', '7789', 'drop'), 'nft rule');
+    for (let i = 0; !(await adm(s7, 'dstate', 'example')).out.startsWith('Outdated/'); i++) {
+      assert.ok(i < 100, 'server7 was not outdated');
+      await sleep(100);
+    }
+    const pids = await sh('ip', ['netns', 'pids', net.ns('server6')]);
+    for (const pid of pids.out.split('\n').filter(Boolean)) await sh('kill', ['-9', pid]);
+    await net.down('server6');
+    // deadtime 1 s, then drbddisk waits 3 s (TANDEM_HA_DISK_WAIT) for an UpToDate disk and gives up.
+    for (let i = 0; ; i++) {
+      const st = JSON.parse(ok(await ha(s7, 'status', '--json'), 'status')) as {
+        peer: { state: string };
+        groups: { state: string; reason: string | null }[];
+      };
+      if (st.peer.state === 'dead' && st.groups[0]?.reason) {
+        assert.equal(st.groups[0].state, 'released');
+        assert.match(st.groups[0].reason, /drbddisk::example failed to start: .*UpToDate/);
+        break;
+      }
+      assert.ok(i < 150, `server7: ${JSON.stringify(st)}`);
+      await sleep(100);
+    }
+    assert.match(ok(await adm(s7, 'role', 'example'), 'role'), /^Secondary\//);
+    assert.notEqual((await fetch()).out, page, 'an Outdated node served the page');
+  });
 });
