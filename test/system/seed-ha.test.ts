@@ -7,230 +7,47 @@
 // gets the same page from server7; server6 comes back, resyncs, and with auto_failback
 // on the group moves back.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { TestNet } from '../helpers/netns.js';
-import { bin } from '../helpers/paths.js';
+import type { TestNet } from '../helpers/netns.js';
+import { page, SeedCluster, type Server, seedTools, sleep, vip } from '../helpers/seed-cluster.js';
 import { sh, systemTestSkipReason } from '../helpers/tandem-node.js';
 
-const skip = await systemTestSkipReason([
-  'nsenter',
-  'ip',
-  'curl',
-  'python3',
-  'nbdfuse',
-  'losetup',
-  'mkfs.ext4',
-]);
-
-const vip = '172.25.137.100';
-const page = '<h1>tandem: the seed experiment</h1>\n';
-
-interface Server {
-  readonly name: 'server6' | 'server7';
-  readonly ip: string;
-  readonly dir: string;
-  readonly disk: string;
-  readonly device: string;
-  readonly www: string;
-  readonly run: string;
-  readonly ha: string;
-}
+const skip = await systemTestSkipReason(seedTools);
 
 function ok(r: { code: number; out: string; err: string }, what: string): string {
   assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.err}\n${r.out}`);
   return r.out;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('the seed experiment: Heartbeat moves IP, disk, filesystem and httpd', { skip }, () => {
+  let c: SeedCluster;
   let net: TestNet;
-  let root: string;
-  let conf: string;
-  const servers: Server[] = [];
-
-  const adm = (s: Server, ...args: string[]) =>
-    sh(process.execPath, [bin('tandemadm'), '-q', '-c', conf, '--node', s.name, '--run-dir', s.run, ...args]);
-  const env = (s: Server): NodeJS.ProcessEnv => ({
-    ...process.env,
-    TANDEM_CONFIG: conf,
-    TANDEM_NODE: s.name,
-    TANDEM_RUN_DIR: s.run,
-    TANDEM_HA_CONFIG_DIR: s.ha,
-    TANDEM_HA_DISK_WAIT: '3',
-  });
-  const startTandemd = async (s: Server) => {
-    net.spawn(
-      s.name,
-      process.execPath,
-      [
-        bin('tandemd'),
-        '-c',
-        conf,
-        '--node',
-        s.name,
-        '--run-dir',
-        s.run,
-        '--log-file',
-        join(s.dir, 'tandemd.log'),
-      ],
-      env(s),
-    );
-    for (let i = 0; (await adm(s, 'status')).code !== 0; i++) {
-      assert.ok(i < 100, `tandemd on ${s.name} did not start`);
-      await sleep(100);
-    }
-  };
-  const startHa = (s: Server) =>
-    net.spawn(
-      s.name,
-      process.execPath,
-      [bin('tandem-ha'), '--config-dir', s.ha, '--node', s.name, '--run-dir', s.run],
-      env(s),
-    );
-  const ha = (s: Server, ...args: string[]) =>
-    sh(process.execPath, [
-      bin('tandem-ha'),
-      '--config-dir',
-      s.ha,
-      '--node',
-      s.name,
-      '--run-dir',
-      s.run,
-      ...args,
-    ]);
-  const fetch = () => net.exec('client', 'curl', ['-s', '--max-time', '1', `http://${vip}/index.html`], 5000);
+  let servers: readonly [Server, Server];
+  const adm = (s: Server, ...args: string[]) => c.adm(s, ...args);
+  const ha = (s: Server, ...args: string[]) => c.ha(s, ...args);
+  const fetch = () => c.fetch();
 
   before(async () => {
-    root = mkdtempSync(join(tmpdir(), 'tandem-seed-'));
-    conf = join(root, 'tandem.conf');
-    for (const [name, ip] of [
-      ['server6', '172.25.137.6'],
-      ['server7', '172.25.137.7'],
-    ] as const) {
-      const dir = join(root, name);
-      const s: Server = {
-        name,
-        ip,
-        dir,
-        disk: join(dir, 'disk.img'),
-        device: join(dir, 'drbd1'),
-        www: join(dir, 'www'),
-        run: join(dir, 'run'),
-        ha: join(dir, 'ha.d'),
-      };
-      mkdirSync(join(s.ha, 'resource.d'), { recursive: true });
-      mkdirSync(s.www);
-      ok(await sh('truncate', ['-s', '128M', s.disk]), 'truncate');
-      servers.push(s);
-    }
-    const [s6, s7] = servers as [Server, Server];
-    writeFileSync(
-      conf,
-      `resource example {
-  net { protocol C; verify-alg sha1; connect-int 1; ping-int 1; }
-  disk { fencing resource-only; }
-  handlers { fence-peer "${process.execPath} ${bin('tandem-ha')} outdate-peer"; }
-${servers
-  .map(
-    (s) => `  on ${s.name} {
-    device ${s.device} minor 1;
-    disk ${s.disk};
-    meta-disk internal;
-    address ${s.ip}:7789;
-  }`,
-  )
-  .join('\n')}
-}
-`,
-    );
-    for (const s of servers) {
-      writeFileSync(
-        join(s.ha, 'ha.cf'),
-        `keepalive 200ms
-warntime 600ms
-deadtime 1
-initdead 3
-udpport 694
-ucast eth0 ${s6.ip}
-ucast eth0 ${s7.ip}
-auto_failback on
-node server6
-node server7
-`,
-      );
-      writeFileSync(join(s.ha, 'authkeys'), 'auth 1\n1 sha1 tandem-seed-secret\n', { mode: 0o600 });
-      chmodSync(join(s.ha, 'authkeys'), 0o600);
-      writeFileSync(
-        join(s.ha, 'haresources'),
-        `server6 IPaddr::${vip}/24/eth0 drbddisk::example Filesystem::${s.device}::${s.www}::ext4 httpd\n`,
-      );
-      // An LSB-style init script for the web server, as the seed's httpd.
-      const pidfile = join(s.dir, 'httpd.pid');
-      writeFileSync(
-        join(s.ha, 'resource.d', 'httpd'),
-        `#!/bin/sh
-PIDFILE=${pidfile}
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
-case "$1" in
-  start) running && exit 0
-         python3 -m http.server 80 --bind 0.0.0.0 --directory ${s.www} >/dev/null 2>&1 &
-         echo $! > "$PIDFILE"; sleep 0.3; running ;;
-  stop)  running && kill "$(cat "$PIDFILE")"; rm -f "$PIDFILE"; exit 0 ;;
-  status) if running; then echo "httpd is running"; exit 0; else echo "httpd is stopped"; exit 3; fi ;;
-  *) exit 2 ;;
-esac
-`,
-        { mode: 0o755 },
-      );
-    }
-    net = await TestNet.create([
-      { name: 'server6', address: `${s6.ip}/24` },
-      { name: 'server7', address: `${s7.ip}/24` },
-      { name: 'client', address: '172.25.137.250/24' },
-    ]);
+    c = await SeedCluster.create();
+    net = c.net;
+    servers = c.servers;
   });
 
   after(async () => {
-    await net?.cleanup();
-    for (const s of servers) {
-      await sh('umount', ['-l', s.www]);
-      const loops = await sh('losetup', ['-a']);
-      for (const line of loops.out.split('\n'))
-        if (line.includes(s.dir)) await sh('losetup', ['-d', line.split(':')[0]!]);
-    }
-    const mounts = readFileSync('/proc/self/mounts', 'utf8');
-    for (const line of mounts.split('\n')) {
-      const dir = line.split(' ')[1];
-      if (root && dir?.startsWith(root)) await sh('umount', ['-l', dir]);
-    }
-    if (root) rmSync(root, { recursive: true, force: true });
+    await c?.cleanup();
   });
 
   test('the seed before Heartbeat: create-md, up, primary --force, sync, mkfs.ext4, a page', async () => {
-    const [s6, s7] = servers as [Server, Server];
-    for (const s of servers) ok(await adm(s, '--force', 'create-md', 'example'), `create-md ${s.name}`);
-    for (const s of servers) await startTandemd(s);
-    for (const s of servers) ok(await adm(s, 'up', 'example'), `up ${s.name}`);
-    for (const s of servers) ok(await adm(s, '--timeout', '30', 'wait-connect', 'example'), 'wait-connect');
-    ok(await adm(s6, 'primary', '--force', 'example'), 'primary --force');
-    for (const s of servers) ok(await adm(s, '--timeout', '60', 'wait-sync', 'example'), 'wait-sync');
-    const dev = JSON.parse(ok(await adm(s6, 'status', '--json', 'example'), 'status')).resources[0].volumes[0]
-      .kernelDevice.blockDevice as string;
-    ok(await sh('mkfs.ext4', ['-q', '-F', dev]), 'mkfs.ext4');
-    ok(await sh('mount', [dev, s6.www]), 'mount');
-    writeFileSync(join(s6.www, 'index.html'), page);
-    ok(await sh('umount', [s6.www]), 'umount');
-    ok(await adm(s6, 'secondary', 'example'), 'secondary');
+    const [, s7] = servers;
+    await c.prepare();
     assert.equal(ok(await adm(s7, 'dstate', 'example'), 'dstate'), 'UpToDate/UpToDate\n');
   });
 
   test('tandem-ha starts the group on server6: the client gets the page from the VIP', async () => {
     const [s6] = servers as [Server, Server];
-    for (const s of servers) startHa(s);
+    for (const s of servers) c.startHa(s);
     for (let i = 0; ; i++) {
       const r = await fetch();
       if (r.code === 0 && r.out === page) break;
@@ -276,9 +93,9 @@ esac
     await sh('umount', ['-l', s6.www]);
     await net.exec('server6', 'ip', ['addr', 'del', `${vip}/24`, 'dev', 'eth0']);
     await net.up('server6');
-    await startTandemd(s6);
+    await c.startTandemd(s6);
     ok(await adm(s6, 'up', 'example'), 'up server6');
-    startHa(s6);
+    c.startHa(s6);
     for (let i = 0; ; i++) {
       const r = await ha(s6, 'rscstatus');
       if (r.code === 0 && r.out.startsWith('all\n')) break;

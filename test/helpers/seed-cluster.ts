@@ -1,0 +1,279 @@
+// The seed's experiment as a reusable cluster (the system test and bench/failover.ts):
+// hosts server6 and server7 and a client in network namespaces on one bridge; on each
+// server a backing file, tandemd and tandem-ha with their own ha.d (ha.cf keepalive 200ms,
+// deadtime 1, auto_failback on; authkeys sha1; haresources `server6 IPaddr::VIP/24/eth0
+// drbddisk::example Filesystem::DEVICE::DIR::ext4 httpd`), httpd an LSB-style script
+// serving the mounted directory; resource `example` with protocol C, verify-alg sha1 and
+// resource-only fencing through `tandem-ha outdate-peer`.
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TestNet } from './netns.js';
+import { bin } from './paths.js';
+import { sh } from './tandem-node.js';
+
+export const vip = '172.25.137.100';
+export const page = '<h1>tandem: the seed experiment</h1>\n';
+export const seedTools = ['nsenter', 'ip', 'curl', 'python3', 'nbdfuse', 'losetup', 'mkfs.ext4', 'nft'];
+
+export interface Server {
+  readonly name: 'server6' | 'server7';
+  readonly ip: string;
+  readonly dir: string;
+  readonly disk: string;
+  readonly device: string;
+  readonly www: string;
+  readonly run: string;
+  readonly ha: string;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function must(r: { code: number; out: string; err: string }, what: string): string {
+  if (r.code !== 0) throw new Error(`${what}: exit ${r.code}\n${r.err}\n${r.out}`);
+  return r.out;
+}
+
+export class SeedCluster {
+  readonly root: string;
+  readonly conf: string;
+  readonly servers: readonly [Server, Server];
+  net!: TestNet;
+
+  private constructor(root: string, servers: readonly [Server, Server]) {
+    this.root = root;
+    this.conf = join(root, 'tandem.conf');
+    this.servers = servers;
+  }
+
+  adm(s: Server, ...args: string[]) {
+    return sh(process.execPath, [
+      bin('tandemadm'),
+      '-q',
+      '-c',
+      this.conf,
+      '--node',
+      s.name,
+      '--run-dir',
+      s.run,
+      ...args,
+    ]);
+  }
+
+  env(s: Server): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      TANDEM_CONFIG: this.conf,
+      TANDEM_NODE: s.name,
+      TANDEM_RUN_DIR: s.run,
+      TANDEM_HA_CONFIG_DIR: s.ha,
+      TANDEM_HA_DISK_WAIT: '3',
+    };
+  }
+
+  async startTandemd(s: Server): Promise<void> {
+    this.net.spawn(
+      s.name,
+      process.execPath,
+      [
+        bin('tandemd'),
+        '-c',
+        this.conf,
+        '--node',
+        s.name,
+        '--run-dir',
+        s.run,
+        '--log-file',
+        join(s.dir, 'tandemd.log'),
+      ],
+      this.env(s),
+    );
+    for (let i = 0; (await this.adm(s, 'status')).code !== 0; i++) {
+      if (i >= 100) throw new Error(`tandemd on ${s.name} did not start`);
+      await sleep(100);
+    }
+  }
+
+  startHa(s: Server): void {
+    this.net.spawn(
+      s.name,
+      process.execPath,
+      [bin('tandem-ha'), '--config-dir', s.ha, '--node', s.name, '--run-dir', s.run],
+      this.env(s),
+    );
+  }
+
+  ha(s: Server, ...args: string[]) {
+    return sh(process.execPath, [
+      bin('tandem-ha'),
+      '--config-dir',
+      s.ha,
+      '--node',
+      s.name,
+      '--run-dir',
+      s.run,
+      ...args,
+    ]);
+  }
+
+  /** The client's view: the page from the VIP. */
+  fetch() {
+    return this.net.exec('client', 'curl', ['-s', '--max-time', '1', `http://${vip}/index.html`], 5000);
+  }
+
+  /** A dead server: every process in its namespace killed at once, its network gone. */
+  async kill(s: Server): Promise<void> {
+    const pids = await sh('ip', ['netns', 'pids', this.net.ns(s.name)]);
+    for (const pid of pids.out.split('\n').filter(Boolean)) await sh('kill', ['-9', pid]);
+    await this.net.down(s.name);
+  }
+
+  /** A rebooted server: its stale mount and address gone, network up, tandemd up, tandem-ha started. */
+  async revive(s: Server): Promise<void> {
+    await sh('umount', ['-l', s.www]);
+    await this.net.exec(s.name, 'ip', ['addr', 'del', `${vip}/24`, 'dev', 'eth0']);
+    await this.net.up(s.name);
+    await this.startTandemd(s);
+    must(await this.adm(s, 'up', 'example'), `up ${s.name}`);
+    this.startHa(s);
+  }
+
+  /** Milliseconds until the client gets the page (or throws after `limitMs`). */
+  async waitForPage(limitMs: number, since = Date.now()): Promise<number> {
+    for (;;) {
+      const r = await this.fetch();
+      if (r.code === 0 && r.out === page) return Date.now() - since;
+      if (Date.now() - since > limitMs)
+        throw new Error(`no page from ${vip} after ${Date.now() - since} ms: ${r.err}`);
+      await sleep(100);
+    }
+  }
+
+  /** The seed before Heartbeat: create-md, up, primary --force, sync, mkfs.ext4, a page, secondary. */
+  async prepare(): Promise<void> {
+    const [s6] = this.servers;
+    for (const s of this.servers)
+      must(await this.adm(s, '--force', 'create-md', 'example'), `create-md ${s.name}`);
+    for (const s of this.servers) await this.startTandemd(s);
+    for (const s of this.servers) must(await this.adm(s, 'up', 'example'), `up ${s.name}`);
+    for (const s of this.servers)
+      must(await this.adm(s, '--timeout', '30', 'wait-connect', 'example'), 'wait-connect');
+    must(await this.adm(s6, 'primary', '--force', 'example'), 'primary --force');
+    for (const s of this.servers)
+      must(await this.adm(s, '--timeout', '60', 'wait-sync', 'example'), 'wait-sync');
+    const dev = JSON.parse(must(await this.adm(s6, 'status', '--json', 'example'), 'status')).resources[0]
+      .volumes[0].kernelDevice.blockDevice as string;
+    must(await sh('mkfs.ext4', ['-q', '-F', dev]), 'mkfs.ext4');
+    must(await sh('mount', [dev, s6.www]), 'mount');
+    writeFileSync(join(s6.www, 'index.html'), page);
+    must(await sh('umount', [s6.www]), 'umount');
+    must(await this.adm(s6, 'secondary', 'example'), 'secondary');
+  }
+
+  static async create(): Promise<SeedCluster> {
+    const root = mkdtempSync(join(tmpdir(), 'tandem-seed-'));
+    const make = (name: 'server6' | 'server7', ip: string): Server => {
+      const dir = join(root, name);
+      return {
+        name,
+        ip,
+        dir,
+        disk: join(dir, 'disk.img'),
+        device: join(dir, 'drbd1'),
+        www: join(dir, 'www'),
+        run: join(dir, 'run'),
+        ha: join(dir, 'ha.d'),
+      };
+    };
+    const servers = [make('server6', '172.25.137.6'), make('server7', '172.25.137.7')] as const;
+    const c = new SeedCluster(root, servers);
+    const [s6, s7] = servers;
+    for (const s of servers) {
+      mkdirSync(join(s.ha, 'resource.d'), { recursive: true });
+      mkdirSync(s.www);
+      must(await sh('truncate', ['-s', '128M', s.disk]), 'truncate');
+    }
+    writeFileSync(
+      c.conf,
+      `resource example {
+  net { protocol C; verify-alg sha1; connect-int 1; ping-int 1; }
+  disk { fencing resource-only; }
+  handlers { fence-peer "${process.execPath} ${bin('tandem-ha')} outdate-peer"; }
+${servers
+  .map(
+    (s) => `  on ${s.name} {
+    device ${s.device} minor 1;
+    disk ${s.disk};
+    meta-disk internal;
+    address ${s.ip}:7789;
+  }`,
+  )
+  .join('\n')}
+}
+`,
+    );
+    for (const s of servers) {
+      writeFileSync(
+        join(s.ha, 'ha.cf'),
+        `keepalive 200ms
+warntime 600ms
+deadtime 1
+initdead 3
+udpport 694
+ucast eth0 ${s6.ip}
+ucast eth0 ${s7.ip}
+auto_failback on
+node server6
+node server7
+`,
+      );
+      writeFileSync(join(s.ha, 'authkeys'), 'auth 1\n1 sha1 tandem-seed-secret\n', { mode: 0o600 });
+      chmodSync(join(s.ha, 'authkeys'), 0o600);
+      writeFileSync(
+        join(s.ha, 'haresources'),
+        `server6 IPaddr::${vip}/24/eth0 drbddisk::example Filesystem::${s.device}::${s.www}::ext4 httpd\n`,
+      );
+      // An LSB-style init script for the web server, as the seed's httpd.
+      const pidfile = join(s.dir, 'httpd.pid');
+      writeFileSync(
+        join(s.ha, 'resource.d', 'httpd'),
+        `#!/bin/sh
+PIDFILE=${pidfile}
+running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+case "$1" in
+  start) running && exit 0
+         python3 -m http.server 80 --bind 0.0.0.0 --directory ${s.www} >/dev/null 2>&1 &
+         echo $! > "$PIDFILE"; sleep 0.3; running ;;
+  stop)  running && kill "$(cat "$PIDFILE")"; rm -f "$PIDFILE"; exit 0 ;;
+  status) if running; then echo "httpd is running"; exit 0; else echo "httpd is stopped"; exit 3; fi ;;
+  *) exit 2 ;;
+esac
+`,
+        { mode: 0o755 },
+      );
+    }
+    c.net = await TestNet.create([
+      { name: 'server6', address: `${s6.ip}/24` },
+      { name: 'server7', address: `${s7.ip}/24` },
+      { name: 'client', address: '172.25.137.250/24' },
+    ]);
+    return c;
+  }
+
+  /** Everything undone: processes, namespaces, mounts, loop devices, files. */
+  async cleanup(): Promise<void> {
+    await this.net?.cleanup();
+    for (const s of this.servers) {
+      await sh('umount', ['-l', s.www]);
+      const loops = await sh('losetup', ['-a']);
+      for (const line of loops.out.split('\n'))
+        if (line.includes(s.dir)) await sh('losetup', ['-d', line.split(':')[0]!]);
+    }
+    const mounts = readFileSync('/proc/self/mounts', 'utf8');
+    for (const line of mounts.split('\n')) {
+      const dir = line.split(' ')[1];
+      if (dir?.startsWith(this.root)) await sh('umount', ['-l', dir]);
+    }
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
