@@ -112,6 +112,27 @@ describe('the seed experiment: Heartbeat moves IP, disk, filesystem and httpd', 
     }
   });
 
+  test('standby moves the group to server7, takeover brings it back', async () => {
+    const [s6, s7] = servers;
+    const holds = async (s: Server) => (await ha(s, 'rscstatus')).out.startsWith('all\n');
+    ok(await ha(s6, 'standby'), 'standby');
+    for (let i = 0; !(await holds(s7)); i++) {
+      assert.ok(i < 150, `server7 did not take the group: ${(await ha(s7, 'rscstatus')).out}`);
+      await sleep(100);
+    }
+    assert.match(ok(await ha(s6, 'rscstatus'), 'rscstatus'), /^none\n/);
+    assert.equal((await c.waitForPage(10_000)) >= 0, true);
+    // auto_failback does not undo a standby.
+    await sleep(1500);
+    assert.ok(await holds(s7), 'the group went back by itself');
+    ok(await ha(s6, 'takeover'), 'takeover');
+    for (let i = 0; !(await holds(s6)); i++) {
+      assert.ok(i < 150, `server6 did not take the group back: ${(await ha(s6, 'rscstatus')).out}`);
+      await sleep(100);
+    }
+    await c.waitForPage(10_000);
+  });
+
   test('the replication link alone is cut: server6 fences server7 (Outdated) through tandem-ha and keeps serving', async () => {
     const [s6, s7] = servers as [Server, Server];
     // A silent partition of the replication port only; heartbeats (UDP 694) still flow.
