@@ -117,6 +117,12 @@ interface TlEntry {
   readonly sentMs: number;
   /** Settles the peer part of the write: true when the protocol's condition holds. */
   resolve: ((ok: boolean) => void) | undefined;
+  /**
+   * Called once when the entry leaves the transfer log (the peer confirmed the write, or
+   * it was marked out of sync): the write's activity-log extents may go only then, so a
+   * crashed Primary resyncs every extent with a write the peer may not have.
+   */
+  readonly forget: (() => void) | undefined;
 }
 
 interface PeerVolume {
@@ -162,6 +168,8 @@ export class Replicator {
   private epochWrites = 0;
   private closeEpoch = false;
   private barrierAcked = 0;
+  /** Counts Connected links; work received on one answers only on that one. */
+  private connection = 0;
   private readonly tl = new Map<number, TlEntry>();
   private flushId = 0;
   private readonly flushWaiters = new Map<number, { seqAtFlush: number; resolve: (ok: boolean) => void }>();
@@ -222,7 +230,14 @@ export class Replicator {
       handshakeTimeoutMs: s.timeoutMs,
       ...(host.clock === undefined ? {} : { clock: host.clock }),
       onState: (state, reason) => this.onLinkState(state, reason),
-      onFrame: (frame) => this.onFrame(frame),
+      onFrame: (frame) => {
+        // A frame that breaks an assumption must end the connection, not the daemon.
+        try {
+          this.onFrame(frame);
+        } catch (e) {
+          this.protocolError(`${frame.kind}: ${(e as Error).message}`);
+        }
+      },
       onLog: (m) => host.log.log('info', m),
     });
   }
@@ -302,11 +317,12 @@ export class Replicator {
   }
 
   private onConnected(): void {
-    this.seq = 0;
-    this.epoch = 1;
+    // seq and epoch keep rising across connections: an ack for a write of an earlier
+    // connection (still finishing on the peer's disk) can never match a new write.
+    this.connection++;
     this.epochWrites = 0;
     this.closeEpoch = false;
-    this.barrierAcked = 0;
+    this.barrierAcked = this.epoch - 1;
     for (const p of this.vols) p.counters.epochs = 0;
     const s = this.h.settings;
     this.link.send({
@@ -384,6 +400,11 @@ export class Replicator {
     this.h.event('suspended:no');
   }
 
+  /** While suspended: settles on resume (a write whose peer part failed waits here before it completes). */
+  whenResumed(): Promise<void> | undefined {
+    return this.suspension?.promise;
+  }
+
   /** Why application I/O is suspended, or undefined. */
   get suspended(): string | undefined {
     return this.suspension?.why;
@@ -402,6 +423,8 @@ export class Replicator {
       const p = this.vols[e.volume];
       p?.v.meta?.markOutOfSync(e.offset, e.length);
       e.resolve?.(false);
+      e.resolve = undefined;
+      e.forget?.();
     }
     this.tl.clear();
     for (const w of this.flushWaiters.values()) w.resolve(false);
@@ -409,6 +432,9 @@ export class Replicator {
     for (const w of this.txWaiters.values()) w(-10);
     this.txWaiters.clear();
     this.source.reset();
+    // Acks gathered for the lost connection are not sent on the next one.
+    this.recvAcks = [];
+    this.writeAcks = [];
     for (const p of this.vols) {
       p.target?.stop();
       p.target = undefined;
@@ -766,6 +792,8 @@ export class Replicator {
     const meta = p.v.meta!;
     const peerCurrent = p.peerUuids?.current;
     try {
+      // Everything resynced is on stable storage before the metadata says UpToDate.
+      await p.v.flushLocal();
       // The target now holds the source's generation (DRBD drbd_resync_finished).
       if (peerCurrent !== undefined) await meta.setUuids({ current: peerCurrent, bitmap: 0n });
       await meta.setFlags({ crashedPrimary: false });
@@ -853,7 +881,13 @@ export class Replicator {
    * has it; C: it is on the peer's disk), false when the peer part failed. Undefined
    * when the peer does not get the write at all: the caller marks it out of sync.
    */
-  replicateWrite(n: number, buf: Buffer, offset: number, fua: boolean): Promise<boolean> | undefined {
+  replicateWrite(
+    n: number,
+    buf: Buffer,
+    offset: number,
+    fua: boolean,
+    forget?: () => void,
+  ): Promise<boolean> | undefined {
     const p = this.vols[n]!;
     if (!this.replicating(p)) return undefined;
     // Protocol C needs no barriers: a write completes only once it is on the peer's disk,
@@ -878,6 +912,7 @@ export class Replicator {
       epoch: this.epoch,
       sentMs: this.clock.now(),
       resolve: undefined,
+      forget,
     };
     const done = new Promise<boolean>((resolve) => {
       entry.resolve = resolve;
@@ -941,8 +976,12 @@ export class Replicator {
   private forgetWritten(done: (e: TlEntry) => boolean): void {
     for (const e of this.tl.values()) {
       if (!done(e)) return;
-      if (e.resolve === undefined) this.tl.delete(e.seq);
+      if (e.resolve === undefined) this.dropEntry(e);
     }
+  }
+
+  private dropEntry(e: TlEntry): void {
+    if (this.tl.delete(e.seq)) e.forget?.();
   }
 
   private acked(first: number, last: number, how: 'received' | 'written' | 'failed'): void {
@@ -951,18 +990,29 @@ export class Replicator {
       const protocol = this.h.settings.protocol;
       if (how === 'failed') {
         p.v.meta?.markOutOfSync(e.offset, e.length);
-        this.tl.delete(e.seq);
+        this.dropEntry(e);
         if (e.resolve) p.counters.pending = Math.max(0, p.counters.pending - 1);
         e.resolve?.(false);
         e.resolve = undefined;
         return;
       }
-      if (how === 'written') this.tl.delete(e.seq);
-      if ((how === 'received' && protocol === 'B') || (how === 'written' && protocol === 'C')) {
-        if (e.resolve) p.counters.pending = Math.max(0, p.counters.pending - 1);
-        e.resolve?.(true);
+      if (how === 'received') {
+        if (protocol === 'B' && e.resolve) {
+          p.counters.pending = Math.max(0, p.counters.pending - 1);
+          e.resolve(true);
+          e.resolve = undefined;
+        }
+        return;
+      }
+      // A WriteAck: only protocol C asks for one.
+      if (protocol !== 'C') return;
+      if (e.resolve) {
+        p.counters.pending = Math.max(0, p.counters.pending - 1);
+        e.resolve(true);
         e.resolve = undefined;
       }
+      // The application's write has completed; now its activity-log extents may go.
+      this.dropEntry(e);
     };
     // A hostile range cannot make us loop: walk whichever is smaller.
     if (last - first < this.tl.size) {
@@ -1111,10 +1161,7 @@ export class Replicator {
       }
       case 'OutOfSync': {
         const p = this.vol(frame);
-        p?.v.meta?.markOutOfSync(
-          frame.body.offset,
-          Math.min(frame.body.length, p.v.sizeBytes - frame.body.offset),
-        );
+        if (p && this.inRange(p, frame.body)) p.v.meta?.markOutOfSync(frame.body.offset, frame.body.length);
         return;
       }
       case 'ResyncRequest':
@@ -1311,6 +1358,7 @@ export class Replicator {
     const p = this.vol(frame);
     if (!p) return;
     const d = frame.body;
+    const connection = this.connection;
     if (!this.inRange(p, d)) return;
     p.counters.receivedBytes += d.length;
     if ((d.flags & dataFlagBits.ackReceived) !== 0) this.queueAck('received', d.seq);
@@ -1334,12 +1382,22 @@ export class Replicator {
         const zeroes = (d.flags & (dataFlagBits.zeroes | dataFlagBits.discard)) !== 0;
         const payload = zeroes ? Buffer.alloc(d.length) : d.payload;
         await p.v.writeLocal(payload, d.offset, (d.flags & dataFlagBits.fua) !== 0);
-        if ((d.flags & dataFlagBits.ackWritten) !== 0) this.queueAck('written', d.seq);
+        if ((d.flags & dataFlagBits.ackWritten) !== 0 && connection === this.connection)
+          this.queueAck('written', d.seq);
       } catch (e) {
         this.h.log.log('error', `peer write at ${d.offset}+${d.length}: ${(e as Error).message}`, {
           volume: p.v.number,
         });
-        this.link.send({ kind: 'NegAck', volume: 0, body: { firstSeq: d.seq, lastSeq: d.seq, error: 5 } });
+        // Our copy of the block is stale now: out of sync here too (a SyncTarget must not
+        // finish over it).
+        try {
+          p.v.meta?.markOutOfSync(d.offset, d.length);
+        } catch {
+          // The metadata is gone with the disk: nothing to mark.
+        }
+        if (connection === this.connection) {
+          this.link.send({ kind: 'NegAck', volume: 0, body: { firstSeq: d.seq, lastSeq: d.seq, error: 5 } });
+        }
       } finally {
         lock.release();
         p.counters.unacked = Math.max(0, p.counters.unacked - 1);
@@ -1351,19 +1409,23 @@ export class Replicator {
   }
 
   private onBarrier(epoch: number): void {
+    const connection = this.connection;
     const waits = [...this.received].filter((r) => r.epoch <= epoch).map((r) => r.done);
     void Promise.all(waits).then(() => {
+      if (connection !== this.connection) return;
       this.link.send({ kind: 'BarrierAck', volume: 0, body: { epoch, writes: waits.length } });
     });
   }
 
   private onFlush(flushId: number): void {
+    const connection = this.connection;
     const waits = [...this.received].map((r) => r.done);
     void (async () => {
       await Promise.all(waits);
       try {
         if (this.h.settings.diskFlushes) for (const p of this.vols) if (p.v.meta) await p.v.flushLocal();
-        this.link.send({ kind: 'FlushAck', volume: 0, body: { flushId } });
+        if (connection === this.connection)
+          this.link.send({ kind: 'FlushAck', volume: 0, body: { flushId } });
       } catch (e) {
         this.h.log.log('error', `flush for the peer: ${(e as Error).message}`);
         this.link.drop(

@@ -82,6 +82,7 @@ export class Resource {
       fencing: () => String(optionValue(this.cfg, 'disk', 'fencing') ?? 'dont-care'),
       log,
       peer: () => (this.up ? this.replicator : undefined),
+      diskChanged: () => this.replicator?.stateChanged(),
     };
     this.volumes = local.volumes.map((v) => new Volume(host, v, options.opener));
     const peer = peerHost(cfg, local);
@@ -372,6 +373,16 @@ export class Resource {
       for (const { d } of decisions) if (!d.ok) throw new StateChangeError(d.refusal);
       const rep = this.replicator;
       const connected = rep !== undefined && rep.connState() === 'Connected';
+      // A SyncTarget's disk is being overwritten by the peer: no Primary here until it is done.
+      for (const v of this.volumes) {
+        const r = rep?.volumeConnState(v.cfg.number);
+        if (r === 'SyncTarget' || r === 'WFBitMapT' || r === 'WFSyncUUID') {
+          throw new StateChangeError(
+            refusals.noUpToDateDisk,
+            `volume ${v.cfg.number} is ${r}: wait for the resync`,
+          );
+        }
+      }
       if (rep?.peerMayBePrimary() && !replicationSettings(this.cfg).allowTwoPrimaries) {
         throw new StateChangeError(refusals.twoPrimaries);
       }

@@ -88,6 +88,9 @@ export class ResyncTarget {
   private finished = false;
   /** Blocks being checksummed locally before their request goes out. */
   private preparing = 0;
+  /** Resynced and acknowledged, not yet flushed: their bits are cleared at the next checkpoint. */
+  private written: { offset: number; length: number }[] = [];
+  private checkpointChain: Promise<void> = Promise.resolve();
 
   constructor(o: ResyncTargetOptions) {
     this.o = o;
@@ -123,23 +126,41 @@ export class ResyncTarget {
     this.checkpointTimer = this.clock.setTimeout(() => {
       this.checkpointTimer = undefined;
       if (this.stopped || this.finished) return;
-      const v = this.o.volume;
-      void (async () => {
-        try {
-          await v.flushLocal();
-          await v.meta?.flush();
-        } catch (e) {
-          this.o.log.log('warn', `resync checkpoint: ${(e as Error).message}`, { volume: v.number });
-        }
+      void this.checkpoint().then(() => {
         if (!this.stopped && !this.finished) this.scheduleCheckpoint();
-      })();
+      });
     }, checkpointMs);
   }
 
   progress(): SyncProgress {
-    const left = this.o.volume.meta?.outOfSyncBytes() ?? 0;
+    const written = this.written.reduce((n, r) => n + r.length, 0);
+    const left = Math.max(0, (this.o.volume.meta?.outOfSyncBytes() ?? 0) - written);
     const total = Math.max(this.totalBytes, left);
     return { totalBytes: total, doneBytes: total - left, speedBytes: this.speed.bytesPerSecond };
+  }
+
+  /**
+   * Makes what was written durable, then clears its bits and persists the bitmap: the
+   * bitmap on disk never says "in sync" for data that a power loss could still take.
+   * Only blocks written before the flush began are cleared.
+   */
+  private checkpoint(): Promise<void> {
+    const run = async (): Promise<void> => {
+      const v = this.o.volume;
+      const batch = this.written;
+      this.written = [];
+      try {
+        await v.flushLocal();
+        for (const r of batch) v.meta?.markInSync(r.offset, r.length);
+        await v.meta?.flush();
+      } catch (e) {
+        // Not cleared: those blocks are resynced again later, which is safe.
+        this.o.log.log('warn', `resync checkpoint: ${(e as Error).message}`, { volume: v.number });
+      }
+    };
+    const next = this.checkpointChain.then(run, run);
+    this.checkpointChain = next;
+    return next;
   }
 
   private refill(): void {
@@ -166,6 +187,11 @@ export class ResyncTarget {
       const run = meta.nextDirtyRun(this.cursorBit, requestBitsMax);
       if (run === undefined) {
         if (this.outstanding.size > 0 || this.preparing > 0) return;
+        if (this.written.length > 0) {
+          // Bits of written blocks are still set: make them durable and cleared first.
+          void this.checkpoint().then(() => this.pump());
+          return;
+        }
         if (meta.dirtyBits() === 0) {
           this.finished = true;
           this.o.done();
@@ -236,6 +262,7 @@ export class ResyncTarget {
       return;
     }
     if (frame.kind === 'ResyncInSync') {
+      // Our copy already matched: nothing to make durable.
       this.o.volume.meta?.markInSync(offset, length);
       this.answered(offset, length);
       return;
@@ -251,8 +278,11 @@ export class ResyncTarget {
       if (lock.ready) await lock.ready;
       const data = (flags & resyncDataFlagBits.allZeroes) !== 0 ? zeroes.subarray(0, length) : payload;
       await v.writeLocal(data, offset, false);
-      v.meta?.markInSync(offset, length);
-      this.o.link.send({ kind: 'ResyncAck', volume: v.number, body: { offset, length } });
+      // In sync only once the data is durable: the next checkpoint flushes, then clears.
+      this.written.push({ offset, length });
+      // A resync stopped by a lost connection acks nothing on the next one: the source
+      // may have written these blocks since, and its bits must stay set.
+      if (!this.stopped) this.o.link.send({ kind: 'ResyncAck', volume: v.number, body: { offset, length } });
     } catch (e) {
       lock.release();
       this.o.failed(`resync write at ${offset}+${length}: ${(e as Error).message}`);

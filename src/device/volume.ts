@@ -21,13 +21,24 @@ export interface VolumeHost {
   log: Logger;
   /** The replication engine, when the resource has one (tandemd; not in one-node unit tests). */
   peer(): VolumePeer | undefined;
+  /** The disk state changed by itself (an I/O error): the peer's view must follow. */
+  diskChanged?(): void;
 }
 
 /** What an application request needs of the replication engine (src/device/replicator.ts). */
 export interface VolumePeer {
   writeGate(volume: number): Promise<void> | undefined;
-  replicateWrite(volume: number, buf: Buffer, offset: number, fua: boolean): Promise<boolean> | undefined;
+  /** `forget` is called when the peer has confirmed the write (or it was marked out of sync). */
+  replicateWrite(
+    volume: number,
+    buf: Buffer,
+    offset: number,
+    fua: boolean,
+    forget?: () => void,
+  ): Promise<boolean> | undefined;
   writeCompleted(): void;
+  /** While fencing holds writes: settles when they may go on. */
+  whenResumed(): Promise<void> | undefined;
   replicateFlush(): Promise<boolean> | undefined;
 }
 
@@ -263,6 +274,7 @@ export class Volume implements NbdExport {
         // DRBD 8.4 __drbd_chk_io_error_: with pass_on the error goes up and the
         // disk can no longer be trusted to hold what was acknowledged: Inconsistent.
         this.disk = 'Inconsistent';
+        this.host.diskChanged?.();
         this.diskReason = `${kind}: ${e.message}`;
         this.meta?.setFlags({ consistent: false }).catch((err: unknown) =>
           this.host.log.log('error', `cannot record Inconsistent: ${(err as Error).message}`, {
@@ -274,9 +286,11 @@ export class Volume implements NbdExport {
         this.disk = 'Failed';
         this.diskReason = `${kind}: ${e.message}`;
         // Not awaited by the failed request: a rejection here must not become an unhandled one (a crash).
+        this.host.diskChanged?.();
         this.detach(false).then(
           () => {
             if (this.disk === 'Diskless') this.diskReason = `detached after the ${kind}: ${e.message}`;
+            this.host.diskChanged?.();
           },
           (err: unknown) =>
             this.host.log.log('error', `detach after the ${kind}: ${(err as Error).message}`, {
@@ -347,22 +361,34 @@ export class Volume implements NbdExport {
     } catch (e) {
       this.ioFailed(e, true);
     }
+    // The activity log covers this write until the peer has confirmed it too: a Primary
+    // that crashes with the write in its send queue then resyncs its extent.
+    let alHeld = true;
     try {
       if (al) {
         // A failed activity-log write leaves the store failed: every later write would fail too.
         await al.catch((e: unknown) => this.ioFailed(e, true));
       }
       const peer = this.host.peer();
-      const gate = peer?.writeGate(this.cfg.number);
-      if (gate) await gate;
-      // Registered now, in submission order: overlapping writes reach both disks in this order.
-      const lock = this.ranges.acquire(offset, length);
+      const n = this.cfg.number;
+      let lock: ReturnType<RangeLock['acquire']>;
+      for (;;) {
+        const gate = peer?.writeGate(n);
+        if (gate) await gate;
+        // Registered now, in submission order: overlapping writes reach both disks in this order.
+        lock = this.ranges.acquire(offset, length);
+        if (lock.ready) await lock.ready;
+        // A handshake that began while this write waited for the lock holds it again
+        // (the bitmap being exchanged must not miss it), without the lock held.
+        if (peer?.writeGate(n) === undefined) break;
+        lock.release();
+      }
       let remote: Promise<boolean> | undefined;
       try {
-        if (lock.ready) await lock.ready;
-        remote = peer?.replicateWrite(this.cfg.number, buf, offset, fua);
+        remote = peer?.replicateWrite(n, buf, offset, fua, () => meta.endWrite(offset, length));
+        if (remote !== undefined) alHeld = false;
         // The peer does not get this write: it is out of sync until a resync carries it.
-        if (remote === undefined) meta.markOutOfSync(offset, length);
+        else meta.markOutOfSync(offset, length);
         try {
           await s.write(buf, offset);
           if (fua) await s.flush();
@@ -373,10 +399,16 @@ export class Volume implements NbdExport {
       } finally {
         lock.release();
       }
-      // The peer part failed (connection lost, the peer's disk failed): out of sync.
-      if (remote !== undefined && !(await remote)) meta.markOutOfSync(offset, length);
+      if (remote !== undefined && !(await remote)) {
+        // The peer part failed (connection lost, the peer's disk failed): out of sync.
+        meta.markOutOfSync(offset, length);
+        // Fencing: the write is not acknowledged before the peer is known not to take
+        // over with a copy that lacks it (DRBD freezes the same requests).
+        const held = peer?.whenResumed();
+        if (held) await held;
+      }
     } finally {
-      meta.endWrite(offset, length);
+      if (alHeld) meta.endWrite(offset, length);
     }
   }
 

@@ -121,6 +121,10 @@ const hostile: readonly [string, Frame][] = [
     'a VerifyRequest beyond the device',
     { kind: 'VerifyRequest', volume: 0, body: { offset: backingBytes * 2, length: 4096 } },
   ],
+  [
+    'an OutOfSync beyond the device',
+    { kind: 'OutOfSync', volume: 0, body: { offset: backingBytes * 2, length: 4096 } },
+  ],
 ];
 
 test('a hostile peer: each nonsense frame ends its connection, the resource keeps serving, the disk is untouched', async () => {

@@ -403,3 +403,48 @@ test('fencing: a peer that is Primary itself (exit 6) keeps writes held until re
     await p.cleanup();
   }
 });
+
+test('fencing: a write in flight when the link drops is not acknowledged while the peer is being fenced', async () => {
+  const p = await syncedPair(
+    'C',
+    '',
+    'disk { fencing resource-and-stonith; } handlers { fence-peer "sleep 0.6; exit 4"; }',
+  );
+  try {
+    p.b.data.hold();
+    const w = volumeOf(p.a).write(Buffer.alloc(4096, 17), 8192, false);
+    assert.equal(await settlesWithin(w, 100), false);
+    p.proxy.cut();
+    assert.equal(await settlesWithin(w, 300), false, 'acknowledged before the peer was fenced');
+    await w;
+    assert.equal(vol(p.a).outOfSyncBytes >= 4096, true);
+  } finally {
+    await p.cleanup();
+  }
+});
+
+test('an ack from the previous connection never completes a write of the next one', async () => {
+  const p = await syncedPair('C');
+  try {
+    const at = 1024 * 1024;
+    // The peer's disk stalls with write 1 pending; the link drops and comes back.
+    p.b.data.hold();
+    const w1 = volumeOf(p.a).write(Buffer.alloc(4096, 1), at, false);
+    await new Promise((r) => setTimeout(r, 100));
+    p.proxy.cut();
+    await w1;
+    await waitFor('reconnected', () => p.a.res.status().connection === 'Connected', 15_000);
+    const w2 = volumeOf(p.a).write(Buffer.alloc(4096, 2), at, false);
+    // The old write finishes on the peer; its ack must not complete w2.
+    p.b.data.release();
+    p.b.data.hold();
+    const early = await settlesWithin(w2, 300);
+    const check = Buffer.alloc(4096);
+    await p.b.data.read(check, at);
+    assert.ok(!early || check[0] === 2, 'w2 was acknowledged under protocol C before the peer wrote it');
+    p.b.data.release();
+    await w2;
+  } finally {
+    await p.cleanup();
+  }
+});
