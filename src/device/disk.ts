@@ -112,10 +112,11 @@ export function volumeMeta(store: MetaStore, disk: OpenedDisk): VolumeMeta {
     },
     async newCurrentUuid() {
       const sb = store.superblock;
-      // DRBD _drbd_uuid_new_current: the old current becomes the bitmap UUID.
+      // DRBD _drbd_uuid_new_current: the old current becomes the bitmap UUID. Called on
+      // promotion only, so bit 0 says "started by a Primary" (after-sb discard-*-primary).
       await store.updateSuperblock({
         bitmapUuid: sb.bitmapUuid === 0n ? sb.currentUuid : sb.bitmapUuid,
-        currentUuid: newUuid(),
+        currentUuid: newUuid() | 1n,
       });
     },
     beginWrite(offset, length) {

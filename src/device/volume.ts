@@ -429,7 +429,12 @@ export class Volume implements NbdExport {
         } catch (e) {
           this.ioFailed(e);
         }
-        if (remote !== undefined) await remote;
+        // A FLUSH whose peer part failed (the link dropped) completes like a write whose
+        // peer part failed: the unconfirmed writes are out of sync, and fencing holds it.
+        if (remote !== undefined && !(await remote)) {
+          const held = this.host.peer()?.whenResumed();
+          if (held) await held;
+        }
       } finally {
         this.appRequests--;
       }
