@@ -153,6 +153,8 @@ interface Received {
 }
 
 const sendQueueBytesMax = 8 * 1024 * 1024;
+/** An epoch with writes is closed (Barrier) at the latest this long after a write completed. */
+const barrierIntervalMs = 50;
 const mask64 = (1n << 64n) - 1n;
 
 export class Replicator {
@@ -181,6 +183,10 @@ export class Replicator {
   // Secondary side.
   private readonly received = new Set<Received>();
   private recvAcks: number[] = [];
+  /** Receiver: barriers asked for, answered (flushed), and the flushes in order. */
+  private barrierWanted = 0;
+  private barrierFlushed = 0;
+  private barrierChain: Promise<void> = Promise.resolve();
   private writeAcks: number[] = [];
   private acksScheduled = false;
   /** `connect --discard-my-data`: volunteer as the split brain's victim at the next handshake. */
@@ -188,6 +194,7 @@ export class Replicator {
   private readonly source: ResyncSource;
   private readonly clock: LinkClock;
   private koTimer: TimerHandle | undefined;
+  private barrierTimer: TimerHandle | undefined;
 
   constructor(host: ReplicatorHost) {
     this.h = host;
@@ -413,6 +420,8 @@ export class Replicator {
   private onConnectionLost(reason: LinkReason): void {
     if (this.koTimer !== undefined) this.clock.clearTimeout(this.koTimer);
     this.koTimer = undefined;
+    if (this.barrierTimer !== undefined) this.clock.clearTimeout(this.barrierTimer);
+    this.barrierTimer = undefined;
     // Before anything else: a fencing Primary holds new writes from here on.
     this.h.connectionLost?.(reason);
     this.peerRoleNow = 'Unknown';
@@ -890,15 +899,10 @@ export class Replicator {
   ): Promise<boolean> | undefined {
     const p = this.vols[n]!;
     if (!this.replicating(p)) return undefined;
-    // Protocol C needs no barriers: a write completes only once it is on the peer's disk,
-    // so whatever is submitted after a completion is applied after it there anyway.
-    if (this.closeEpoch && this.h.settings.protocol !== 'C') {
-      this.link.send({ kind: 'Barrier', volume: 0, body: { epoch: this.epoch } });
-      this.epoch++;
-      this.epochWrites = 0;
-      this.closeEpoch = false;
-      for (const q of this.vols) q.counters.epochs = this.epoch - 1 - this.barrierAcked;
-    }
+    // A and B: a write sent after another completed starts a new epoch, so the peer
+    // applies it after that one. (C needs that for no ordering: a write completes only
+    // once it is on the peer's disk; its epochs are closed by the barrier timer.)
+    if (this.closeEpoch && this.h.settings.protocol !== 'C') this.sendBarrier();
     const protocol = this.h.settings.protocol;
     const seq = ++this.seq;
     let flags = fua ? dataFlagBits.fua : 0;
@@ -950,9 +954,27 @@ export class Replicator {
     return done;
   }
 
+  /** Closes the current epoch: Barrier(n) now; the peer answers once epoch n is on stable storage. */
+  private sendBarrier(): void {
+    if (this.epochWrites === 0) return;
+    this.link.send({ kind: 'Barrier', volume: 0, body: { epoch: this.epoch } });
+    this.epoch++;
+    this.epochWrites = 0;
+    this.closeEpoch = false;
+    for (const q of this.vols) q.counters.epochs = this.epoch - 1 - this.barrierAcked;
+  }
+
   /** An application write completed: the next write starts a new epoch. */
   writeCompleted(): void {
     if (this.epochWrites > 0) this.closeEpoch = true;
+    // Every written epoch is closed within barrierIntervalMs even when no write follows,
+    // so the peer's flush confirms it and the transfer log (and activity log) let go.
+    if (this.epochWrites > 0 && this.barrierTimer === undefined) {
+      this.barrierTimer = this.clock.setTimeout(() => {
+        this.barrierTimer = undefined;
+        if (this.linkStateNow === 'Connected') this.sendBarrier();
+      }, barrierIntervalMs);
+    }
     this.source.kick();
   }
 
@@ -1004,15 +1026,16 @@ export class Replicator {
         }
         return;
       }
-      // A WriteAck: only protocol C asks for one.
+      // A WriteAck: only protocol C asks for one. The write is on the peer's disk (its page
+      // cache): the application's write completes; the entry stays in the transfer log
+      // until a BarrierAck or FlushAck says the peer flushed it (a power loss of the
+      // peer's host then still finds it out of sync here).
       if (protocol !== 'C') return;
       if (e.resolve) {
         p.counters.pending = Math.max(0, p.counters.pending - 1);
         e.resolve(true);
         e.resolve = undefined;
       }
-      // The application's write has completed; now its activity-log extents may go.
-      this.dropEntry(e);
     };
     // A hostile range cannot make us loop: walk whichever is smaller.
     if (last - first < this.tl.size) {
@@ -1408,13 +1431,38 @@ export class Replicator {
     void apply();
   }
 
+  /**
+   * Barrier(n): once every write of epochs <= n received so far is written, flush the
+   * disks (disk-flushes) and answer BarrierAck(n). Barriers that arrive while a flush
+   * runs are answered by the next one together: one fdatasync per batch, not per epoch.
+   */
   private onBarrier(epoch: number): void {
     const connection = this.connection;
     const waits = [...this.received].filter((r) => r.epoch <= epoch).map((r) => r.done);
-    void Promise.all(waits).then(() => {
-      if (connection !== this.connection) return;
-      this.link.send({ kind: 'BarrierAck', volume: 0, body: { epoch, writes: waits.length } });
-    });
+    const run = async (): Promise<void> => {
+      await Promise.all(waits);
+      if (connection !== this.connection || epoch <= this.barrierFlushed) return;
+      // Later barriers are answered too when all their writes are already written.
+      let oldestInFlight = Number.POSITIVE_INFINITY;
+      for (const r of this.received) oldestInFlight = Math.min(oldestInFlight, r.epoch);
+      const upTo = Math.max(epoch, Math.min(this.barrierWanted, oldestInFlight - 1));
+      try {
+        if (this.h.settings.diskFlushes) for (const p of this.vols) if (p.v.meta) await p.v.flushLocal();
+      } catch (e) {
+        this.h.log.log('error', `flush for a barrier: ${(e as Error).message}`);
+        this.link.drop(
+          { code: 'protocol-error', message: `flush failed: ${(e as Error).message}` },
+          { fatal: false },
+        );
+        return;
+      }
+      this.barrierFlushed = Math.max(this.barrierFlushed, upTo);
+      if (connection === this.connection) {
+        this.link.send({ kind: 'BarrierAck', volume: 0, body: { epoch: upTo, writes: waits.length } });
+      }
+    };
+    this.barrierWanted = Math.max(this.barrierWanted, epoch);
+    this.barrierChain = this.barrierChain.then(run, run);
   }
 
   private onFlush(flushId: number): void {

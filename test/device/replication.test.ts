@@ -448,3 +448,22 @@ test('an ack from the previous connection never completes a write of the next on
     await p.cleanup();
   }
 });
+
+test('protocol C: a written write stays unconfirmed until the peer has flushed it (a peer power loss would find it out of sync)', async () => {
+  const p = await syncedPair('C');
+  try {
+    // Flushed by the peer: forgotten, no resync needed after a cut.
+    await volumeOf(p.a).write(Buffer.alloc(4096, 18), 6 * 1024 * 1024, false);
+    await new Promise((r) => setTimeout(r, 300));
+    // The peer's flush hangs: the next write completes (it is written there), but is not forgotten.
+    p.b.data.holdFlushes();
+    await volumeOf(p.a).write(Buffer.alloc(4096, 19), 7 * 1024 * 1024, false);
+    await new Promise((r) => setTimeout(r, 300));
+    p.proxy.cut();
+    await waitFor('disconnected', () => p.a.res.status().connection !== 'Connected');
+    assert.equal(vol(p.a).outOfSyncBytes, 4096, 'exactly the unflushed write is out of sync');
+    p.b.data.release();
+  } finally {
+    await p.cleanup();
+  }
+});

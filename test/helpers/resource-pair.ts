@@ -41,6 +41,8 @@ export class GatedStorage implements BlockStorage {
   release(): void {
     this.open?.();
     this.gate = undefined;
+    this.openFlush?.();
+    this.flushGate = undefined;
   }
   read(buf: Uint8Array, offset: number): Promise<void> {
     return this.inner.read(buf, offset);
@@ -50,8 +52,17 @@ export class GatedStorage implements BlockStorage {
     this.writes++;
     return this.inner.write(buf, offset);
   }
+  /** Holds only flushes (a disk whose cache flush hangs), until release(). */
+  holdFlushes(): void {
+    this.flushGate ??= new Promise((r) => {
+      this.openFlush = r;
+    });
+  }
+  private flushGate: Promise<void> | undefined;
+  private openFlush: (() => void) | undefined;
   async flush(): Promise<void> {
     if (this.gate) await this.gate;
+    if (this.flushGate) await this.flushGate;
     this.flushes++;
     return this.inner.flush();
   }
