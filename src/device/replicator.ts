@@ -559,6 +559,19 @@ export class Replicator {
     if (s.role === 'Primary') this.peerPromoting = false;
     const before = p.peerDisk;
     p.peerDisk = s.disk;
+    // The peer lost its disk while we write as Primary: a new data generation starts, so
+    // its old copy is recognisably older when it attaches again (DRBD after_state_ch).
+    if (
+      (s.disk === 'Diskless' || s.disk === 'Failed') &&
+      before !== s.disk &&
+      this.h.role() === 'Primary' &&
+      p.v.disk === 'UpToDate' &&
+      p.v.meta?.uuids().bitmap === 0n
+    ) {
+      void this.newCurrentUuid(p).catch((e: unknown) =>
+        this.h.log.log('error', `new current UUID: ${(e as Error).message}`, { volume: p.v.number }),
+      );
+    }
     // The peer is UpToDate again: it is no longer known to be outdated (DRBD clears MDF_PEER_OUT_DATED).
     if (s.disk === 'UpToDate' && p.v.meta?.flags().peerOutdated) {
       p.v.meta

@@ -348,7 +348,13 @@ export class Resource {
   attach(): Promise<void> {
     return this.serial(async () => {
       this.requireUp();
-      for (const v of this.volumes) if (v.disk === 'Diskless') await v.attach();
+      for (const v of this.volumes) {
+        if (v.disk !== 'Diskless') continue;
+        await v.attach();
+        // Connected: a new handshake compares the disk's generation with the peer's
+        // (DRBD does the same when a disk is attached under a live connection).
+        this.replicator?.renegotiate(v.cfg.number);
+      }
     });
   }
 
@@ -362,6 +368,7 @@ export class Resource {
           'a Primary without a connected peer needs its disk',
         );
       for (const v of this.volumes) await v.detach(true);
+      this.replicator?.stateChanged();
     });
   }
 

@@ -467,3 +467,27 @@ test('protocol C: a written write stays unconfirmed until the peer has flushed i
     await p.cleanup();
   }
 });
+
+test('a Secondary that detaches and attaches again under a live connection gets what it missed', async () => {
+  const p = await syncedPair('C');
+  try {
+    await p.b.res.detach();
+    await waitFor('peer diskless', () => vol(p.a).peerDisk === 'Diskless');
+    await volumeOf(p.a).write(Buffer.alloc(8192, 20), 9 * 1024 * 1024, false);
+    assert.equal(vol(p.a).outOfSyncBytes, 8192);
+    await p.b.res.attach();
+    await waitFor(
+      'resynced',
+      () =>
+        vol(p.b).disk === 'UpToDate' &&
+        vol(p.a).outOfSyncBytes === 0 &&
+        vol(p.b).outOfSyncBytes === 0 &&
+        vol(p.a).replication === 'Connected',
+    );
+    const check = Buffer.alloc(8192);
+    await p.b.data.read(check, 9 * 1024 * 1024);
+    assert.ok(check.equals(Buffer.alloc(8192, 20)));
+  } finally {
+    await p.cleanup();
+  }
+});
