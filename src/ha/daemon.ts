@@ -3,7 +3,7 @@
 // which groups this node starts or stops. A small control socket (DIR/tandem-ha.sock,
 // JSON lines, mode 0600) answers status, standby and takeover.
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { HaConfig } from '../config/ha.js';
@@ -49,6 +49,7 @@ export class HaDaemon {
   private readonly startFailed = new Set<string>();
   private server: Server | undefined;
   private evaluating = false;
+  private evaluation: Promise<void> = Promise.resolve();
   private again = false;
   private failovers = 0;
   private stopped = false;
@@ -106,6 +107,7 @@ export class HaDaemon {
       },
       onRequest: (kind, resource) => this.onRequest(kind, resource),
       log: o.log,
+      generation: nextGeneration(o.runDir),
     });
   }
 
@@ -129,6 +131,9 @@ export class HaDaemon {
     if (transport.links.length === 0)
       throw new Error('no usable heartbeat link in ha.cf (ucast, bcast or mcast)');
     this.o.log('info', `heartbeat links: ${transport.links.map((l) => l.name).join('; ')}`);
+    // What a previous life of this daemon left running is ours until stopped: report it
+    // as held, not as released, or the peer would start it too.
+    await this.groups.probe();
     this.membership.start(transport);
     await this.listen();
     // Re-evaluate now and then: initdead passing is a change nobody reports.
@@ -140,7 +145,11 @@ export class HaDaemon {
   /** Stops the groups this node runs (right to left), then membership. */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const g of this.groups.status()) if (g.state === 'running') await this.groups.stop(g.key);
+    // An action under way (a group starting) finishes first; then everything held here
+    // is stopped, last group first.
+    await this.evaluation;
+    for (const g of [...this.groups.status()].reverse())
+      if (g.state !== 'released') await this.groups.stop(g.key);
     await this.membership.stop();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     if (existsSync(this.socketPath)) unlinkSync(this.socketPath);
@@ -165,7 +174,7 @@ export class HaDaemon {
       return;
     }
     this.evaluating = true;
-    void (async () => {
+    this.evaluation = (async () => {
       try {
         do {
           this.again = false;
@@ -187,13 +196,17 @@ export class HaDaemon {
               peer: liveness === 'up' ? peerGroup(peer, g.key) : undefined,
             })),
           });
-          for (const a of actions) {
+          // One action, then decide again: what the peer reported may have changed while
+          // it ran (a peer that came back, a standby request).
+          for (const a of actions.slice(0, 1)) {
+            if (this.stopped) break;
             this.o.log('info', `group ${a.key}: ${a.kind} (${a.why})`);
             if (a.kind === 'start') {
               const ok = await this.groups.start(a.key);
               if (ok) {
                 this.startFailed.delete(a.key);
-                if (a.why !== 'this is its preferred node') this.failovers++;
+                if (a.why === 'the peer is dead' || a.why.includes('standby') || a.why.includes('failed'))
+                  this.failovers++;
               } else this.startFailed.add(a.key);
             } else {
               await this.groups.stop(a.key);
@@ -217,7 +230,7 @@ export class HaDaemon {
       // Our replication link may not have noticed the loss yet (its ping-timeout runs a
       // little behind the Primary's): while tandemadm says Connected (-5), try again.
       let r = await this.tandemadm(['outdate', resource || 'all']);
-      for (let i = 0; i < 20 && r.code !== 0 && /\(-5\)/.test(r.err); i++) {
+      for (let i = 0; i < 40 && r.code !== 0 && /\(-5\)/.test(r.err); i++) {
         await new Promise((resolve) => setTimeout(resolve, 250));
         r = await this.tandemadm(['outdate', resource || 'all']);
       }
@@ -234,7 +247,9 @@ export class HaDaemon {
   }
 
   private tandemadm(args: readonly string[]) {
-    return spawnRun(this.o.tandemadm[0]!, [...this.o.tandemadm.slice(1), ...args], { timeoutMs: 30_000 });
+    return spawnRun(this.o.tandemadm[0]!, [...this.o.tandemadm.slice(1), '-q', ...args], {
+      timeoutMs: 30_000,
+    });
   }
 
   setStandby(on: boolean): void {
@@ -267,7 +282,15 @@ export class HaDaemon {
           return;
         }
         for (const line of list)
-          void this.answer(line).then((reply) => sock.write(`${JSON.stringify(reply)}\n`));
+          this.answer(line).then(
+            (reply) => {
+              if (!sock.destroyed) sock.write(`${JSON.stringify(reply)}\n`);
+            },
+            (e: unknown) => {
+              this.o.log('error', `control socket: ${(e as Error).message}`);
+              sock.destroy();
+            },
+          );
       });
     });
     await new Promise<void>((resolve, reject) => {
@@ -279,12 +302,16 @@ export class HaDaemon {
   }
 
   private async answer(line: string): Promise<unknown> {
-    let req: { id?: unknown; cmd?: unknown };
+    let parsed: unknown;
     try {
-      req = JSON.parse(line) as typeof req;
+      parsed = JSON.parse(line);
     } catch {
       return { id: null, ok: false, error: 'not JSON' };
     }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      return { id: null, ok: false, error: 'not a JSON object' };
+    }
+    const req = parsed as { id?: unknown; cmd?: unknown; resource?: unknown };
     const id = typeof req.id === 'number' ? req.id : null;
     switch (req.cmd) {
       case 'status':
@@ -293,11 +320,12 @@ export class HaDaemon {
         this.setStandby(true);
         return { id, ok: true, result: 'standby: giving this node’s groups to the peer' };
       case 'outdate-peer': {
+        // Longer than deadtime: the peer may retry while its replication link still
+        // believes it is connected (outdate is refused then).
         const r = await this.membership.request(
           'outdate-peer',
-          typeof (req as { resource?: unknown }).resource === 'string'
-            ? (req as { resource: string }).resource
-            : '',
+          typeof req.resource === 'string' ? req.resource : '',
+          Math.max(15_000, this.o.config.hacf.deadtime.ms),
         );
         return { id, ok: true, result: r };
       }
@@ -309,6 +337,25 @@ export class HaDaemon {
         return { id, ok: false, error: `unknown command ${JSON.stringify(req.cmd)}` };
     }
   }
+}
+
+/**
+ * This start's generation, kept in RUN_DIR/tandem-ha.generation like Heartbeat's
+ * hb_generation: one more than the last, and at least the clock, so a clock that went
+ * backwards at boot cannot make the peer take our packets for a previous life's.
+ */
+function nextGeneration(runDir: string): number {
+  const file = join(runDir, 'tandem-ha.generation');
+  let last = 0;
+  try {
+    last = Number(readFileSync(file, 'utf8').trim()) || 0;
+  } catch {
+    // First start.
+  }
+  const next = Math.max(Date.now(), last + 1);
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(file, `${next}\n`);
+  return next;
 }
 
 /** The sorted node names; a digest of them when that is longer than a packet carries. */

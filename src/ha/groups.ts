@@ -91,6 +91,28 @@ export class GroupManager {
     return a;
   }
 
+  /**
+   * At start-up: a group any of whose resources already runs here (a restarted daemon,
+   * resources left up) is held — `running` — until the policy stops it.
+   */
+  async probe(): Promise<void> {
+    for (const g of this.groups) {
+      let any = false;
+      for (const r of g.cfg.resources) {
+        try {
+          const st = await (await this.agent(r)).run('status', r.args, this.o.ctx);
+          if (st.ok && st.running) any = true;
+        } catch {
+          // No agent: nothing of it can run.
+        }
+      }
+      if (any) {
+        this.o.log('warn', `group ${g.cfg.key}: found running at start-up; held here`);
+        this.set(g, 'running', null);
+      }
+    }
+  }
+
   /** Starts a group; resolves true when it runs. Never throws. */
   start(key: string): Promise<boolean> {
     const g = this.find(key);

@@ -65,6 +65,12 @@ export interface MembershipOptions {
   /** Answers a peer's request: 0 done, negative refused, with a message. */
   readonly onRequest: (kind: RequestKind, resource: string) => Promise<{ result: number; message: string }>;
   readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /**
+   * This start's generation: larger than every earlier one of this node (the daemon
+   * keeps a counter on disk, as Heartbeat's hb_generation, so a clock that went
+   * backwards cannot make a restarted node's packets look old). Default: Date.now().
+   */
+  readonly generation?: number;
 }
 
 interface Pending {
@@ -76,7 +82,7 @@ export class Membership {
   private readonly o: MembershipOptions;
   private readonly clock: LinkClock;
   private transport: HeartbeatTransport | undefined;
-  private readonly generation = Date.now();
+  private readonly generation: number;
   private seq = 0;
   private readonly startedMs: number;
   private state: PeerState = 'init';
@@ -86,12 +92,14 @@ export class Membership {
   private groups: readonly GroupReport[] = [];
   private standby = false;
   private peerGeneration: number | undefined;
+  /** The highest heartbeat seq of the peer's generation whose state was taken. */
+  private lastHeartbeatSeq = 0;
   private readonly replay: ReplayGuard;
   private timer: TimerHandle | undefined;
   private requestId = 0;
   private readonly pending = new Map<number, Pending>();
   /** Requests answered, by sender generation:id, so a retransmission is not acted on twice. */
-  private readonly answered = new Map<string, { result: number; message: string }>();
+  private readonly answered = new Map<string, Promise<{ result: number; message: string }>>();
   readonly counters: MembershipCounters = {
     received: 0,
     sent: 0,
@@ -106,6 +114,7 @@ export class Membership {
     this.o = o;
     this.clock = o.clock ?? realClock;
     this.startedMs = this.clock.now();
+    this.generation = o.generation ?? Date.now();
     this.replay = new ReplayGuard([o.peer]);
     if (o.activeKey.method === 'crc') {
       o.log('warn', "authkeys uses crc: heartbeats are not authenticated (Heartbeat's no-security mode)");
@@ -155,18 +164,25 @@ export class Membership {
   private send(body: BodyOf<'heartbeat'> | BodyOf<'request'> | BodyOf<'reply'>): void {
     if (!this.transport) return;
     this.seq++;
-    const packet = encodePacket(
-      {
-        ...body,
-        cluster: this.o.cluster,
-        from: this.o.self,
-        to: this.o.peer,
-        generation: this.generation,
-        seq: this.seq,
-        timeMs: Date.now(),
-      } as HaPacket,
-      this.o.activeKey,
-    );
+    let packet: Buffer;
+    try {
+      packet = encodePacket(
+        {
+          ...body,
+          cluster: this.o.cluster,
+          from: this.o.self,
+          to: this.o.peer,
+          generation: this.generation,
+          seq: this.seq,
+          timeMs: Date.now(),
+        } as HaPacket,
+        this.o.activeKey,
+      );
+    } catch (e) {
+      // Our own bug (a field over its limit): logged, never a crash of the daemon.
+      this.o.log('error', `cannot encode a ${body.type} packet: ${(e as Error).message}`);
+      return;
+    }
     this.transport.send(packet);
     this.counters.sent++;
   }
@@ -240,11 +256,8 @@ export class Membership {
     }
     const r = this.replay.check(d.from, d.generation, d.seq);
     if (r !== 'ok') {
+      // Also every copy of a packet on a second link: counted, not logged.
       this.counters.replayed++;
-      this.o.log(
-        'warn',
-        `dropped a ${r} packet from ${d.from} on ${link} (generation ${d.generation}, seq ${d.seq})`,
-      );
       return;
     }
     this.replay.accept(d.from, d.generation, d.seq);
@@ -260,6 +273,9 @@ export class Membership {
     }
     if (d.type === 'heartbeat') {
       const wasUp = this.state === 'up';
+      // An older heartbeat that arrives late (UDP reorders) proves liveness, not state.
+      if (!restarted && wasUp && d.seq < this.lastHeartbeatSeq) return;
+      this.lastHeartbeatSeq = d.seq;
       const changed =
         !wasUp ||
         restarted ||
@@ -275,16 +291,20 @@ export class Membership {
     if (d.type === 'request') {
       const key = `${d.generation}:${d.requestId}`;
       const requestId = d.requestId;
-      const done = this.answered.get(key);
-      if (done) {
-        this.send({ type: 'reply', requestId, result: done.result, message: done.message });
-        return;
-      }
-      void this.o.onRequest(d.kind, d.resource).then((answer) => {
+      // The promise is kept from the first copy on: repeats (and copies on other links)
+      // wait for the same answer instead of acting again.
+      let answer = this.answered.get(key);
+      if (answer === undefined) {
+        answer = this.o.onRequest(d.kind, d.resource).catch((e: unknown) => ({
+          result: -5,
+          message: `failed: ${(e as Error).message}`,
+        }));
         this.answered.set(key, answer);
         if (this.answered.size > 64) this.answered.delete(this.answered.keys().next().value as string);
-        this.send({ type: 'reply', requestId, result: answer.result, message: answer.message });
-      });
+      }
+      void answer.then((a) =>
+        this.send({ type: 'reply', requestId, result: a.result, message: replyText(a.message) }),
+      );
       return;
     }
     const p = this.pending.get(d.requestId);
@@ -295,9 +315,13 @@ export class Membership {
   }
 
   /** Asks the peer to do something; resolves with its answer, or result -1 after deadtime. */
-  request(kind: RequestKind, resource = ''): Promise<{ result: number; message: string }> {
+  request(
+    kind: RequestKind,
+    resource = '',
+    timeoutMs = this.o.deadtimeMs,
+  ): Promise<{ result: number; message: string }> {
     const requestId = ++this.requestId;
-    const deadline = this.clock.now() + this.o.deadtimeMs;
+    const deadline = this.clock.now() + timeoutMs;
     return new Promise((resolve) => {
       // UDP loses packets: the request goes again every keepalive until answered (the peer
       // answers a repeat from its memory, acting once).
@@ -305,7 +329,7 @@ export class Membership {
         if (!this.pending.has(requestId)) return;
         if (this.clock.now() >= deadline) {
           this.pending.delete(requestId);
-          resolve({ result: -1, message: `no answer from ${this.o.peer} within deadtime` });
+          resolve({ result: -1, message: `no answer from ${this.o.peer} within ${timeoutMs} ms` });
           return;
         }
         this.send({ type: 'request', kind, requestId, resource });
@@ -326,3 +350,13 @@ export type { GroupState };
 
 type Common = 'cluster' | 'from' | 'to' | 'generation' | 'seq' | 'timeMs';
 type BodyOf<T extends HaPacket['type']> = Omit<Extract<HaPacket, { type: T }>, Common>;
+
+/** A reply message as a packet carries it: one line, no control characters, at most 200 bytes. */
+function replyText(message: string): string {
+  let t = [...message]
+    .map((ch) => (ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f ? ' ' : ch))
+    .join('');
+  t = t.replace(/ {2,}/g, ' ').trim();
+  while (Buffer.byteLength(t) > 200) t = t.slice(0, -1);
+  return t;
+}

@@ -73,6 +73,11 @@ export function decideGroups(input: PolicyInput): PolicyAction[] {
     if (input.peerLiveness !== 'up') continue;
     const peerHeld = held(g.peer?.state);
     if (mineHeld) {
+      // Both run it (a healed partition, a restart): the non-preferred node gives way.
+      if (g.mine === 'running' && g.peer?.state === 'running' && !preferredHere) {
+        actions.push({ kind: 'stop', key: g.key, why: 'both nodes run it: the preferred node keeps it' });
+        continue;
+      }
       // auto_failback: the preferred node is back and well; hand its group back.
       if (
         g.mine === 'running' &&

@@ -184,5 +184,36 @@ test('a request nobody answers fails after deadtime', async () => {
   const a = node('server6', 'server7', clock);
   const answer = a.m.request('standby');
   clock.advance(1200);
-  assert.deepEqual(await answer, { result: -1, message: 'no answer from server7 within deadtime' });
+  assert.deepEqual(await answer, { result: -1, message: 'no answer from server7 within 1000 ms' });
+});
+
+test('a late, older heartbeat proves liveness but does not roll the reported state back', () => {
+  const clock = new ManualClock();
+  const a = node('server6', 'server7', clock);
+  let groupsOfB: { key: string; state: 'running' | 'released' }[] = [{ key: 'G', state: 'released' }];
+  const b = new Membership({
+    self: 'server7',
+    peer: 'server6',
+    cluster: 'server6,server7',
+    keepaliveMs: 200,
+    warntimeMs: 500,
+    deadtimeMs: 1000,
+    initdeadMs: 3000,
+    activeKey: keys.active,
+    keys: keys.keys,
+    clock,
+    report: () => ({ groups: groupsOfB, standby: false }),
+    onPeerChange: () => {},
+    onRequest: async () => ({ result: 0, message: '' }),
+    log: () => {},
+  });
+  const w = wire();
+  b.start(w.transport);
+  const [older] = w.sent.splice(0);
+  groupsOfB = [{ key: 'G', state: 'running' }];
+  clock.advance(200);
+  const [newer] = w.sent.splice(0);
+  a.m.receive(newer!, 'test', '10.0.0.2');
+  a.m.receive(older!, 'test', '10.0.0.2');
+  assert.deepEqual(a.m.view().groups, [{ key: 'G', state: 'running' }]);
 });

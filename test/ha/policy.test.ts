@@ -71,6 +71,19 @@ const cases: [string, PolicyInput, string[]][] = [
     [],
   ],
   ['running here already: nothing', input({ groups: [g({ mine: 'running' })] }), []],
+  [
+    'both run it, preferred: keep it',
+    input({ groups: [g({ mine: 'running', peer: { state: 'running', startFailed: false } })] }),
+    [],
+  ],
+  [
+    'both run it, not preferred: give way',
+    input({
+      self: 'server7',
+      groups: [g({ mine: 'running', peer: { state: 'running', startFailed: false } })],
+    }),
+    [`stop ${K}`],
+  ],
 ];
 
 for (const [name, i, expected] of cases) {
