@@ -125,7 +125,13 @@ async function runDaemon(opts: GlobalOptions, _args: readonly string[], io: Io):
       ? { diskWaitSeconds: Number(process.env['TANDEM_HA_DISK_WAIT']) }
       : {}),
   });
-  await daemon.start();
+  try {
+    await daemon.start();
+  } catch (e) {
+    io.err(`tandem-ha: ${(e as Error).message}\n`);
+    await daemon.stop().catch(() => {});
+    return exitConfig;
+  }
   logger.log('info', `started for node ${opts.node}, peer ${daemon.peerName}`);
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
@@ -203,6 +209,8 @@ async function outdatePeer(opts: GlobalOptions, args: readonly string[], io: Io)
       let buf = '';
       sock.setEncoding('utf8');
       sock.on('error', () => resolve(undefined));
+      // The daemon died mid-request: no answer (a second resolve is ignored).
+      sock.on('close', () => resolve(undefined));
       sock.on('connect', () => sock.write(`${JSON.stringify({ id: 1, cmd: 'outdate-peer', resource })}\n`));
       sock.on('data', (d: string) => {
         buf += d;

@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { HaConfig } from '../config/ha.js';
 import { LineSplitter } from '../daemon/control-protocol.js';
+import { acquirePidFile } from '../daemon/pidfile.js';
 import type { AgentContext } from './agents/agent.js';
 import { resolveAgent } from './agents/agent.js';
 import { spawnRun } from './agents/spawn-run.js';
@@ -53,6 +54,7 @@ export class HaDaemon {
   private again = false;
   private failovers = 0;
   private stopped = false;
+  private releasePid: (() => void) | undefined;
 
   constructor(o: HaDaemonOptions) {
     this.o = o;
@@ -123,6 +125,9 @@ export class HaDaemon {
   }
 
   async start(): Promise<void> {
+    // One tandem-ha per run dir: a second one would take the control socket and the port.
+    mkdirSync(this.o.runDir, { recursive: true });
+    this.releasePid = acquirePidFile(join(this.o.runDir, 'tandem-ha.pid'));
     const transport = await openTransport({
       links: this.o.config.hacf.links,
       onPacket: (buf, link, from) => this.membership.receive(buf, link, from),
@@ -151,8 +156,13 @@ export class HaDaemon {
     for (const g of [...this.groups.status()].reverse())
       if (g.state !== 'released') await this.groups.stop(g.key);
     await this.membership.stop();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    if (existsSync(this.socketPath)) unlinkSync(this.socketPath);
+    const server = this.server;
+    if (server) {
+      // Only our own socket: a daemon that could not start must not remove a running one's.
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (existsSync(this.socketPath)) unlinkSync(this.socketPath);
+    }
+    this.releasePid?.();
   }
 
   status(): HaStatus {
