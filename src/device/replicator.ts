@@ -1025,6 +1025,7 @@ export class Replicator {
       const protocol = this.h.settings.protocol;
       if (how === 'failed') {
         p.v.meta?.markOutOfSync(e.offset, e.length);
+        this.source.dirtied(e.volume, e.offset, e.length);
         this.dropEntry(e);
         if (e.resolve) p.counters.pending = Math.max(0, p.counters.pending - 1);
         e.resolve?.(false);
@@ -1207,8 +1208,8 @@ export class Replicator {
       case 'ResyncAck': {
         const p = this.vol(frame);
         if (p && this.inRange(p, frame.body)) {
-          p.v.meta?.markInSync(frame.body.offset, frame.body.length);
-          this.source.acked(frame.volume, frame.body.length);
+          const { offset, length } = frame.body;
+          if (this.source.acked(frame.volume, offset, length)) p.v.meta?.markInSync(offset, length);
         }
         return;
       }

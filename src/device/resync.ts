@@ -323,6 +323,8 @@ export class ResyncSource {
   private waitingForDrain = false;
   private generation = 0;
   private readonly stats = new Map<number, { totalBytes: number; speed: Speedometer }>();
+  /** Resync data sent and not yet acknowledged, by volume:offset:length; 'stale' once dirtied again. */
+  private readonly sent = new Map<string, 'sent' | 'stale'>();
 
   constructor(o: ResyncSourceOptions) {
     this.o = o;
@@ -344,13 +346,35 @@ export class ResyncSource {
     return { totalBytes: total, doneBytes: total - leftBytes, speedBytes: s.speed.bytesPerSecond };
   }
 
-  acked(n: number, bytes: number): void {
-    this.stats.get(n)?.speed.add(bytes);
+  /**
+   * The target's ResyncAck for a range: true when its bits may be cleared here — not when
+   * the range was marked out of sync again after its data was sent (a failed peer write
+   * in between, whose data the acknowledged resync data predates), nor for a range that
+   * was never sent.
+   */
+  acked(n: number, offset: number, length: number): boolean {
+    this.stats.get(n)?.speed.add(length);
+    const key = `${n}:${offset}:${length}`;
+    // Only what was sent on this connection, and not dirtied since: a peer cannot clear
+    // bits for data it never received.
+    const state = this.sent.get(key);
+    this.sent.delete(key);
+    return state === 'sent';
+  }
+
+  /** A range of volume n was marked out of sync: resync data already sent for it is stale. */
+  dirtied(n: number, offset: number, length: number): void {
+    for (const [key, state] of this.sent) {
+      if (state === 'stale') continue;
+      const [v, o, l] = key.split(':').map(Number) as [number, number, number];
+      if (v === n && o < offset + length && offset < o + l) this.sent.set(key, 'stale');
+    }
   }
 
   /** Drops what is queued (the connection is gone). */
   reset(): void {
     this.queue = [];
+    this.sent.clear();
     this.generation++;
     this.stats.clear();
   }
@@ -424,7 +448,11 @@ export class ResyncSource {
             payload: allZero ? Buffer.alloc(0) : buf,
           },
         });
-        if (sent) this.o.counters(n).sentBytes += allZero ? 0 : length;
+        if (sent) {
+          this.o.counters(n).sentBytes += allZero ? 0 : length;
+          // Bounded by the target's window (a few dozen requests in flight).
+          this.sent.set(`${n}:${offset}:${length}`, 'sent');
+        }
       } finally {
         lock.release();
       }

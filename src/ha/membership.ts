@@ -96,6 +96,7 @@ export class Membership {
   private lastHeartbeatSeq = 0;
   private readonly replay: ReplayGuard;
   private timer: TimerHandle | undefined;
+  private lastTickMs: number | undefined;
   private requestId = 0;
   private readonly pending = new Map<number, Pending>();
   /** Requests answered, by sender generation:id, so a retransmission is not acted on twice. */
@@ -194,8 +195,19 @@ export class Membership {
   }
 
   private tick(): void {
+    const now = this.clock.now();
+    // This node itself was paused (SIGSTOP, a VM pause, a swap storm): the timer fires
+    // before the packets that queued up meanwhile are read. Judge the peer next time.
+    const gap = this.lastTickMs === undefined ? 0 : now - this.lastTickMs;
+    const paused = gap > Math.max(2 * this.o.keepaliveMs, this.o.deadtimeMs / 2);
+    this.lastTickMs = now;
     this.beat();
-    this.checkLiveness();
+    if (paused)
+      this.o.log(
+        'warn',
+        `this node was paused for ${Math.round(gap)} ms; liveness is judged at the next tick`,
+      );
+    else this.checkLiveness();
     this.timer = this.clock.setTimeout(() => this.tick(), this.o.keepaliveMs);
   }
 

@@ -217,3 +217,19 @@ test('a late, older heartbeat proves liveness but does not roll the reported sta
   a.m.receive(older!, 'test', '10.0.0.2');
   assert.deepEqual(a.m.view().groups, [{ key: 'G', state: 'running' }]);
 });
+
+test('a pause of this node itself does not declare the peer dead before its queued packets are read', () => {
+  const clock = new ManualClock();
+  const a = node('server6', 'server7', clock);
+  const b = node('server7', 'server6', clock);
+  deliver(b.w, a.m);
+  assert.equal(a.m.view().state, 'up');
+  // a is paused for 1.5 s: its next timer runs late; b's heartbeats wait in the socket.
+  (clock as unknown as { time: number }).time += 1500;
+  clock.advance(0);
+  assert.equal(a.m.view().state, 'up', 'declared dead at the first tick after a pause');
+  deliver(b.w, a.m);
+  clock.advance(200);
+  assert.equal(a.m.view().state, 'up');
+  assert.ok(a.logs.some((l) => /paused for/.test(l)));
+});
