@@ -1,13 +1,14 @@
-// One tandemd per run dir: a PID file created exclusively. A file left by a
-// dead daemon (SIGKILL, crash) is taken over; one of a live daemon is refused.
+// One daemon per run dir (tandemd.pid, tandem-ha.pid): a PID file created exclusively.
+// A file left by a dead daemon (SIGKILL, crash) is taken over; one of a live daemon is refused.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 
 export class AlreadyRunningError extends Error {
   readonly code = 'ALREADY_RUNNING';
   readonly pid: number;
   constructor(path: string, pid: number) {
     super(
-      `another tandemd (pid ${pid}) serves this run dir (${path}); stop it first or use another --run-dir`,
+      `another ${basename(path, '.pid')} (pid ${pid}) serves this run dir (${path}); stop it first or use another --run-dir`,
     );
     this.pid = pid;
   }
