@@ -54,9 +54,14 @@ async function check(opts: GlobalOptions, _args: readonly string[], io: Io): Pro
 const daemonName = '(none)';
 
 /** Asks the running daemon; undefined when it is not running. */
+/**
+ * Asks the running daemon one request; undefined when it is not running or went away
+ * before it answered (the socket closed without a line).
+ */
 async function ask(
   opts: GlobalOptions,
   cmd: string,
+  extra: Record<string, string> = {},
 ): Promise<{ ok: boolean; result?: unknown; error?: string } | undefined> {
   const path = join(opts.runDir, 'tandem-ha.sock');
   return new Promise((resolve) => {
@@ -66,12 +71,15 @@ async function ask(
       sock.destroy();
       resolve({ ok: false, error: 'tandem-ha did not answer within 60 s' });
     }, 60_000);
-    sock.setEncoding('utf8');
-    sock.on('error', () => {
+    const gone = (): void => {
       clearTimeout(timer);
+      // After an answer this is a no-op: a promise settles once.
       resolve(undefined);
-    });
-    sock.on('connect', () => sock.write(`${JSON.stringify({ id: 1, cmd })}\n`));
+    };
+    sock.setEncoding('utf8');
+    sock.on('error', gone);
+    sock.on('close', gone);
+    sock.on('connect', () => sock.write(`${JSON.stringify({ id: 1, cmd, ...extra })}\n`));
     sock.on('data', (d: string) => {
       buf += d;
       const nl = buf.indexOf('\n');
@@ -202,35 +210,15 @@ async function rscstatus(opts: GlobalOptions, _args: readonly string[], io: Io):
  */
 async function outdatePeer(opts: GlobalOptions, args: readonly string[], io: Io): Promise<number> {
   const resource = args[0] ?? process.env['DRBD_RESOURCE'] ?? '';
-  const path = join(opts.runDir, 'tandem-ha.sock');
-  const answer = await new Promise<{ ok: boolean; result?: { result: number; message: string } } | undefined>(
-    (resolve) => {
-      const sock = connect(path);
-      let buf = '';
-      sock.setEncoding('utf8');
-      sock.on('error', () => resolve(undefined));
-      // The daemon died mid-request: no answer (a second resolve is ignored).
-      sock.on('close', () => resolve(undefined));
-      sock.on('connect', () => sock.write(`${JSON.stringify({ id: 1, cmd: 'outdate-peer', resource })}\n`));
-      sock.on('data', (d: string) => {
-        buf += d;
-        if (!buf.includes('\n')) return;
-        sock.end();
-        try {
-          resolve(JSON.parse(buf.slice(0, buf.indexOf('\n'))));
-        } catch {
-          resolve(undefined);
-        }
-      });
-    },
-  );
-  if (!answer?.ok || !answer.result) {
+  const r = await ask(opts, 'outdate-peer', { resource });
+  const answer = r?.ok ? (r.result as { result: number; message: string } | undefined) : undefined;
+  if (answer === undefined) {
     io.err(`tandem-ha outdate-peer: tandem-ha is not running here; the peer could not be asked\n`);
     return 5;
   }
-  io.err(`tandem-ha outdate-peer: ${answer.result.message}\n`);
-  if (answer.result.result === 0) return 4;
-  return answer.result.result === -6 ? 6 : 5;
+  io.err(`tandem-ha outdate-peer: ${answer.message}\n`);
+  if (answer.result === 0) return 4;
+  return answer.result === -6 ? 6 : 5;
 }
 
 function forward(cmd: 'standby' | 'takeover') {

@@ -134,27 +134,7 @@ export class Resource {
     const rep = this.replicator;
     if (policy === 'dont-care' || this.roleNow !== 'Primary' || rep === undefined) return;
     rep.suspend('fencing');
-    const cmd = optionValue(this.cfg, 'handlers', 'fence-peer');
-    if (typeof cmd !== 'string' || cmd === '') {
-      this.log.log(
-        'error',
-        `fencing ${policy} but no fence-peer handler configured: writes stay suspended (tandemadm resume-io ${this.name})`,
-      );
-      return;
-    }
-    const peer = peerHost(this.cfg, this.local);
-    const child = spawn('/bin/sh', ['-c', cmd], {
-      stdio: 'ignore',
-      env: {
-        ...process.env,
-        DRBD_RESOURCE: this.name,
-        DRBD_PEER: peer.names[0] ?? '',
-        DRBD_PEER_ADDRESS: peer.address.host,
-        DRBD_MINOR: String(this.volumes[0]?.cfg.device.minor ?? ''),
-      },
-    });
     const done = async (code: number | null): Promise<void> => {
-      this.log.log('info', `fence-peer handler exited ${code}`);
       if (code === 3 || code === 4) {
         for (const v of this.volumes) {
           await v.meta
@@ -188,11 +168,12 @@ export class Resource {
         `fence-peer failed (exit ${code}); ${policy}: writes stay suspended until 'tandemadm resume-io ${this.name}'`,
       );
     };
-    child.on('error', (e) => {
-      this.log.log('error', `fence-peer: ${e.message}`);
-      void done(null);
-    });
-    child.on('exit', (code) => void done(code));
+    if (!this.runHandler('fence-peer', 0, (code) => void done(code))) {
+      this.log.log(
+        'error',
+        `fencing ${policy} but no fence-peer handler configured: writes stay suspended (tandemadm resume-io ${this.name})`,
+      );
+    }
   }
 
   /** `resume-io`: the operator lets suspended writes go on. */
@@ -219,10 +200,14 @@ export class Resource {
     });
   }
 
-  /** DRBD's `handlers` section: runs the configured command, never waits for it. */
-  private runHandler(name: string, volume: number): void {
+  /**
+   * DRBD's `handlers` section: runs the configured command (`sh -c`, with DRBD's
+   * environment) without waiting for it; `onExit` gets its exit code once (null when it
+   * could not run). Returns false when no such handler is configured.
+   */
+  private runHandler(name: string, volume: number, onExit?: (code: number | null) => void): boolean {
     const cmd = optionValue(this.cfg, 'handlers', name);
-    if (typeof cmd !== 'string' || cmd === '') return;
+    if (typeof cmd !== 'string' || cmd === '') return false;
     const v = this.volumes[volume];
     const peer = peerHost(this.cfg, this.local);
     const child = spawn('/bin/sh', ['-c', cmd], {
@@ -236,8 +221,19 @@ export class Resource {
         DRBD_PEER_ADDRESS: peer.address.host,
       },
     });
-    child.on('error', (e) => this.log.log('error', `handler ${name}: ${e.message}`));
-    child.on('exit', (code) => this.log.log(code === 0 ? 'info' : 'warn', `handler ${name} exited ${code}`));
+    let reported = false;
+    const report = (code: number | null): void => {
+      if (reported) return;
+      reported = true;
+      this.log.log(code === 0 ? 'info' : 'warn', `handler ${name} exited ${code}`);
+      onExit?.(code);
+    };
+    child.on('error', (e) => {
+      this.log.log('error', `handler ${name}: ${e.message}`);
+      report(null);
+    });
+    child.on('exit', (code) => report(code));
+    return true;
   }
 
   get log(): Logger {

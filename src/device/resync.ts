@@ -27,6 +27,8 @@ export const resyncWindowBytes = 16 * 1024 * 1024;
 /** While the application is busy, the source queues no more than this on the link. */
 const busySendQueueBytes = 256 * 1024;
 const zeroes = Buffer.alloc(resyncRequestBytesMax);
+/** Resync sends remembered for their acks (the window holds far fewer). */
+const sentMax = 1024;
 /** How often a SyncTarget makes its progress durable. */
 const checkpointMs = 1000;
 
@@ -323,8 +325,11 @@ export class ResyncSource {
   private waitingForDrain = false;
   private generation = 0;
   private readonly stats = new Map<number, { totalBytes: number; speed: Speedometer }>();
-  /** Resync data sent and not yet acknowledged, by volume:offset:length; 'stale' once dirtied again. */
-  private readonly sent = new Map<string, 'sent' | 'stale'>();
+  /**
+   * Resync data sent and not yet acknowledged, oldest first; `stale` once dirtied again.
+   * Bounded by the target's window (at most a few dozen requests in flight).
+   */
+  private sent: { volume: number; offset: number; length: number; stale: boolean }[] = [];
 
   constructor(o: ResyncSourceOptions) {
     this.o = o;
@@ -354,27 +359,25 @@ export class ResyncSource {
    */
   acked(n: number, offset: number, length: number): boolean {
     this.stats.get(n)?.speed.add(length);
-    const key = `${n}:${offset}:${length}`;
     // Only what was sent on this connection, and not dirtied since: a peer cannot clear
     // bits for data it never received.
-    const state = this.sent.get(key);
-    this.sent.delete(key);
-    return state === 'sent';
+    const i = this.sent.findIndex((e) => e.volume === n && e.offset === offset && e.length === length);
+    if (i < 0) return false;
+    const [e] = this.sent.splice(i, 1);
+    return !e!.stale;
   }
 
   /** A range of volume n was marked out of sync: resync data already sent for it is stale. */
   dirtied(n: number, offset: number, length: number): void {
-    for (const [key, state] of this.sent) {
-      if (state === 'stale') continue;
-      const [v, o, l] = key.split(':').map(Number) as [number, number, number];
-      if (v === n && o < offset + length && offset < o + l) this.sent.set(key, 'stale');
+    for (const e of this.sent) {
+      if (e.volume === n && e.offset < offset + length && offset < e.offset + e.length) e.stale = true;
     }
   }
 
   /** Drops what is queued (the connection is gone). */
   reset(): void {
     this.queue = [];
-    this.sent.clear();
+    this.sent = [];
     this.generation++;
     this.stats.clear();
   }
@@ -450,8 +453,10 @@ export class ResyncSource {
         });
         if (sent) {
           this.o.counters(n).sentBytes += allZero ? 0 : length;
-          // Bounded by the target's window (a few dozen requests in flight).
-          this.sent.set(`${n}:${offset}:${length}`, 'sent');
+          this.sent.push({ volume: n, offset, length, stale: false });
+          // A target that never acks cannot grow this: forgetting the oldest only means
+          // its bits are not cleared here, and the range is resynced again.
+          if (this.sent.length > sentMax) this.sent.shift();
         }
       } finally {
         lock.release();

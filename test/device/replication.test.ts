@@ -491,3 +491,23 @@ test('a Secondary that detaches and attaches again under a live connection gets 
     await p.cleanup();
   }
 });
+
+test("a write the Secondary's disk fails: the Primary's write completes, the block is out of sync, the Secondary detaches", async () => {
+  const p = await syncedPair('C');
+  try {
+    p.b.data.failWrites = true;
+    await volumeOf(p.a).write(Buffer.alloc(4096, 21), 10 * 1024 * 1024, false);
+    assert.equal(vol(p.a).outOfSyncBytes, 4096, 'the NegAck marked the block on the Primary');
+    await waitFor(
+      'the peer reports its disk gone',
+      () => vol(p.a).peerDisk === 'Diskless' || vol(p.a).peerDisk === 'Failed',
+    );
+    // Later writes are not sent to a peer without a disk: out of sync, completed locally.
+    await volumeOf(p.a).write(Buffer.alloc(4096, 22), 11 * 1024 * 1024, false);
+    assert.equal(vol(p.a).outOfSyncBytes, 8192);
+    assert.equal(p.a.res.role(), 'Primary');
+  } finally {
+    p.b.data.failWrites = false;
+    await p.cleanup();
+  }
+});

@@ -12,7 +12,7 @@ import type { VolumeOpener } from '../../src/device/volume.js';
 import { computeLayout } from '../../src/meta/layout.js';
 import { MetaStore } from '../../src/meta/store.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
-import type { BlockStorage } from '../../src/storage/storage.js';
+import { type BlockStorage, StorageError } from '../../src/storage/storage.js';
 import { StorageView } from '../../src/storage/view.js';
 import { memoryLogger } from '../../src/util/log.js';
 import { freePort } from './cluster.js';
@@ -47,8 +47,12 @@ export class GatedStorage implements BlockStorage {
   read(buf: Uint8Array, offset: number): Promise<void> {
     return this.inner.read(buf, offset);
   }
+  /** Writes fail with EIO (a dying disk) while set. */
+  failWrites = false;
   async write(buf: Uint8Array, offset: number): Promise<void> {
     if (this.gate) await this.gate;
+    if (this.failWrites)
+      throw new StorageError('EIO', `${this.name}: injected write error at ${offset}`, offset, buf.length);
     this.writes++;
     return this.inner.write(buf, offset);
   }
