@@ -38,6 +38,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { AuthMethod } from '../config/authkeys.js';
 import { crc32c } from '../meta/crc32c.js';
 import { maskOf, WireWriter, wireCodes } from '../replication/wire.js';
+import { BoundedReader, type ReadFault } from '../util/bounded-reader.js';
 import type { GroupState } from './groups.js';
 
 /** "THAB": tandem heartbeat. A datagram without it is not ours (or another program's on the port). */
@@ -250,85 +251,31 @@ function textProblem(s: string, kind: TextKind): string | undefined {
 // Decoding
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-const twoTo32 = 2 ** 32;
-/** The high word of a u64 that still fits a safe integer. */
-const safeHighMax = 0x1fffff;
 
 /** Reads `buf[pos, end)`; offsets in errors are packet offsets (the buffer is the packet). */
-class PacketReader {
-  private readonly buf: Buffer;
-  private pos: number;
-  private readonly end: number;
+class PacketReader extends BoundedReader {
   /** Names the enclosure in messages: 'packet' or 'heartbeat body'. */
   private readonly what: string;
 
   constructor(buf: Buffer, start: number, end: number, what: string) {
-    this.buf = buf;
-    this.pos = start;
-    this.end = end;
+    super(buf, start, end);
     this.what = what;
   }
 
-  get position(): number {
-    return this.pos;
-  }
-
-  get remaining(): number {
-    return this.end - this.pos;
+  protected fault(kind: ReadFault, field: string, message: string, at: number): HaPacketError {
+    return this.fail(kind === 'short' ? 'HA_SHORT' : 'HA_BAD_FIELD', field, message, at);
   }
 
   fail(code: HaPacketErrorCode, field: string, message: string, at = this.pos): HaPacketError {
     return new HaPacketError(code, `${this.what} ${field}: ${message}`, at);
   }
 
-  private need(bytes: number, field: string, at = this.pos): number {
-    if (this.end - this.pos < bytes) {
-      throw this.fail('HA_SHORT', field, `needs ${bytes} bytes, ${this.end - this.pos} left`, at);
-    }
-    const start = this.pos;
-    this.pos += bytes;
-    return start;
-  }
-
-  u8(field: string): number {
-    return this.buf[this.need(1, field)]!;
-  }
-
-  u16(field: string): number {
-    return this.buf.readUInt16BE(this.need(2, field));
-  }
-
-  u32(field: string): number {
-    return this.buf.readUInt32BE(this.need(4, field));
-  }
-
-  i32(field: string): number {
-    return this.buf.readInt32BE(this.need(4, field));
-  }
-
   /** A u64 that fits a safe integer and is at least `min`. */
   u64(field: string, min: number): number {
-    const at = this.need(8, field);
-    const high = this.buf.readUInt32BE(at);
-    if (high > safeHighMax) throw this.fail('HA_BAD_FIELD', field, 'exceeds 2^53 - 1', at);
-    const v = high * twoTo32 + this.buf.readUInt32BE(at + 4);
+    const at = this.pos;
+    const v = this.safeU64(field);
     if (v < min) throw this.fail('HA_BAD_FIELD', field, `${v} is below ${min}`, at);
     return v;
-  }
-
-  /** A code from a table, or HA_BAD_FIELD. */
-  code<N extends string>(field: string, names: ReadonlyMap<number, N>): N {
-    const at = this.pos;
-    const v = this.u8(field);
-    const name = names.get(v);
-    if (name === undefined) throw this.fail('HA_BAD_FIELD', field, `unknown value ${v}`, at);
-    return name;
-  }
-
-  /** `bytes` bytes as a view; a length that runs past the end is reported at `lengthAt`. */
-  bytes(bytes: number, field: string, lengthAt = this.pos): Buffer {
-    const at = this.need(bytes, field, lengthAt);
-    return this.buf.subarray(at, at + bytes);
   }
 
   /** A u8 length within [min, max] and that much strict UTF-8 passing the `kind` check. */

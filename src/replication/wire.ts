@@ -2,20 +2,16 @@
 // length against the payload's end before it reads and throws ProtocolError naming
 // the field and its offset in the frame; the writer asserts (a bad value is our bug).
 import assert from 'node:assert/strict';
+import { BoundedReader, type ReadFault } from '../util/bounded-reader.js';
 import { ProtocolError, type ProtocolErrorCode } from './errors.js';
 
 /** Strings on the wire are a u8 byte count and that many bytes of UTF-8. */
 export const stringBytesMax = 255;
-const twoTo32 = 2 ** 32;
-/** The high word of a u64 that still fits a JavaScript safe integer (2^53 - 1). */
-const safeHighMax = 0x1fffff;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const twoTo32 = 2 ** 32;
 
-export class WireReader {
-  private readonly buf: Buffer;
-  private pos: number;
-  private readonly end: number;
+export class WireReader extends BoundedReader {
   /** Added to a buffer index to get the offset in the frame (the header counts). */
   private readonly bias: number;
   private readonly frameType: number;
@@ -31,22 +27,15 @@ export class WireReader {
     frameType: number,
     what: string,
   ) {
-    this.buf = buf;
-    this.pos = start;
-    this.end = end;
+    super(buf, start, end);
     this.bias = payloadOffset - start;
     this.frameType = frameType;
     this.what = what;
   }
 
-  /** The buffer index of the next field (for `fail`'s `at`). */
-  get position(): number {
-    return this.pos;
-  }
-
-  /** Bytes not read yet. */
-  get remaining(): number {
-    return this.end - this.pos;
+  protected fault(kind: ReadFault, field: string, message: string, at: number): ProtocolError {
+    if (kind === 'short') return this.fail('REPL_BAD_LENGTH', field, `${message} in the payload`, at);
+    return this.fail('REPL_BAD_FIELD', field, message, at);
   }
 
   /** An error at the current position (or `at`, a buffer index). */
@@ -54,41 +43,9 @@ export class WireReader {
     return new ProtocolError(code, `${this.what} ${field}: ${message}`, at + this.bias, this.frameType);
   }
 
-  private need(bytes: number, field: string): number {
-    if (this.end - this.pos < bytes) {
-      throw this.fail(
-        'REPL_BAD_LENGTH',
-        field,
-        `needs ${bytes} bytes, ${this.end - this.pos} left in the payload`,
-      );
-    }
-    const at = this.pos;
-    this.pos += bytes;
-    return at;
-  }
-
-  u8(field: string): number {
-    return this.buf[this.need(1, field)]!;
-  }
-
-  u16(field: string): number {
-    return this.buf.readUInt16BE(this.need(2, field));
-  }
-
-  u32(field: string): number {
-    return this.buf.readUInt32BE(this.need(4, field));
-  }
-
-  i32(field: string): number {
-    return this.buf.readInt32BE(this.need(4, field));
-  }
-
   /** A u64 that must fit a safe integer (byte offsets, sequence and epoch numbers do, up to 8 PiB). */
   u64(field: string): number {
-    const at = this.need(8, field);
-    const high = this.buf.readUInt32BE(at);
-    if (high > safeHighMax) throw this.fail('REPL_BAD_FIELD', field, 'exceeds 2^53 - 1', at);
-    return high * twoTo32 + this.buf.readUInt32BE(at + 4);
+    return this.safeU64(field);
   }
 
   /** A u64 kept whole (UUIDs are bit patterns, not quantities). */
@@ -127,21 +84,6 @@ export class WireReader {
     for (let i = at; i < at + bytes; i++) {
       if (this.buf[i] !== 0) throw this.fail('REPL_BAD_FIELD', field, 'reserved bytes are not zero', i);
     }
-  }
-
-  /** A code from a table: its name, or REPL_BAD_FIELD for a number the table does not have. */
-  code<N extends string>(field: string, names: ReadonlyMap<number, N>): N {
-    const at = this.pos;
-    const v = this.u8(field);
-    const name = names.get(v);
-    if (name === undefined) throw this.fail('REPL_BAD_FIELD', field, `unknown value ${v}`, at);
-    return name;
-  }
-
-  /** `bytes` bytes as a view of the frame (no copy). */
-  bytes(bytes: number, field: string): Buffer {
-    const at = this.need(bytes, field);
-    return this.buf.subarray(at, at + bytes);
   }
 
   /** A u8 length and that many bytes, the length within [min, max]. */
