@@ -28,6 +28,7 @@ import {
   verifyPacket,
 } from '../../src/ha/packet.js';
 import { ReplayGuard, type ReplayVerdict } from '../../src/ha/replay.js';
+import { mutate, mutationArb } from '../helpers/byte-mutate.js';
 
 /** Fixed, so a failure reproduces; fast-check prints the counterexample. */
 const fuzzSeed = 0x4a7b31;
@@ -608,54 +609,6 @@ test('the encoder refuses what the decoder would, with the same codes', () => {
 
 // ---------------------------------------------------------------------------------------
 // Fuzzing
-
-type Mutation =
-  | { readonly kind: 'set'; readonly at: number; readonly value: number }
-  | { readonly kind: 'flip'; readonly at: number; readonly bit: number }
-  | { readonly kind: 'cut'; readonly at: number }
-  | { readonly kind: 'insert'; readonly at: number; readonly bytes: Uint8Array };
-
-const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record(
-    { kind: fc.constant('set' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) },
-    { noNullPrototype: true },
-  ),
-  fc.record(
-    { kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) },
-    { noNullPrototype: true },
-  ),
-  fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }, { noNullPrototype: true }),
-  fc.record(
-    {
-      kind: fc.constant('insert' as const),
-      at: fc.nat(),
-      bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }),
-    },
-    { noNullPrototype: true },
-  ),
-);
-
-function mutate(original: Buffer, mutations: readonly Mutation[]): Buffer {
-  let b = Buffer.from(original);
-  for (const m of mutations) {
-    const at = b.length === 0 ? 0 : m.at % b.length;
-    switch (m.kind) {
-      case 'set':
-        if (b.length > 0) b[at] = m.value;
-        break;
-      case 'flip':
-        if (b.length > 0) b[at]! ^= 1 << m.bit;
-        break;
-      case 'cut':
-        b = b.subarray(0, at);
-        break;
-      case 'insert':
-        b = Buffer.concat([b.subarray(0, at), m.bytes, b.subarray(at)]);
-        break;
-    }
-  }
-  return b;
-}
 
 /** Decodes `bytes`: a packet, or an HaPacketError with an offset within the datagram (or at the limit). */
 function decodeOrRefuse(bytes: Buffer): DecodedPacket | undefined {

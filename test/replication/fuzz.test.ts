@@ -16,60 +16,13 @@ import {
 } from '../../src/replication/frames.js';
 import { frameHeaderBytes, frameMagic, readHeader, wireFormatVersion } from '../../src/replication/header.js';
 import { FrameDecoder } from '../../src/replication/stream.js';
+import { type Mutation, mutate, mutationArb } from '../helpers/byte-mutate.js';
 import { codeOf, frameArb, fuzzSeed } from './arbitraries.js';
 
 const payloadBytesMaxOfAll = Math.max(
   unknownPayloadBytesMax,
   ...frameKinds.map((k) => frameTable[k].codec.payloadBytesMax),
 );
-
-type Mutation =
-  | { readonly kind: 'set'; readonly at: number; readonly value: number }
-  | { readonly kind: 'flip'; readonly at: number; readonly bit: number }
-  | { readonly kind: 'cut'; readonly at: number }
-  | { readonly kind: 'insert'; readonly at: number; readonly bytes: Uint8Array };
-
-const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record(
-    { kind: fc.constant('set' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) },
-    { noNullPrototype: true },
-  ),
-  fc.record(
-    { kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) },
-    { noNullPrototype: true },
-  ),
-  fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }, { noNullPrototype: true }),
-  fc.record(
-    {
-      kind: fc.constant('insert' as const),
-      at: fc.nat(),
-      bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }),
-    },
-    { noNullPrototype: true },
-  ),
-);
-
-function mutate(original: Buffer, mutations: readonly Mutation[]): Buffer {
-  let b = Buffer.from(original);
-  for (const m of mutations) {
-    const at = b.length === 0 ? 0 : m.at % b.length;
-    switch (m.kind) {
-      case 'set':
-        if (b.length > 0) b[at] = m.value;
-        break;
-      case 'flip':
-        if (b.length > 0) b[at]! ^= 1 << m.bit;
-        break;
-      case 'cut':
-        b = b.subarray(0, at);
-        break;
-      case 'insert':
-        b = Buffer.concat([b.subarray(0, at), m.bytes, b.subarray(at)]);
-        break;
-    }
-  }
-  return b;
-}
 
 /** Mutations that keep the header's length field true, so payload checks get exercised too. */
 function mutatePayload(original: Buffer, mutations: readonly Mutation[]): Buffer {
