@@ -140,7 +140,12 @@ async function runDaemon(opts: GlobalOptions, _args: readonly string[], io: Io):
     await daemon.stop().catch(() => {});
     return exitConfig;
   }
-  logger.log('info', `started for node ${opts.node}, peer ${daemon.peerName}`);
+  logger.log(
+    'info',
+    daemon.peerName === undefined
+      ? `started for node ${opts.node}, the witness`
+      : `started for node ${opts.node}, peer ${daemon.peerName}${daemon.witness ? `, witness ${daemon.witness}` : ''}`,
+  );
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
       logger.log('info', `${sig}: releasing this node's groups`);
@@ -163,7 +168,7 @@ async function statusCommand(opts: GlobalOptions, args: readonly string[], io: I
 async function listnodes(opts: GlobalOptions, _args: readonly string[], io: Io): Promise<number> {
   const st = await daemonStatus(opts, io);
   if (!st) return exitConfig;
-  io.out(`${st.node}\n${st.peer.name}\n`);
+  io.out(`${[st.node, ...st.nodes.map((n) => n.name)].join('\n')}\n`);
   return exitOk;
 }
 
@@ -171,10 +176,13 @@ async function nodestatus(opts: GlobalOptions, args: readonly string[], io: Io):
   const st = await daemonStatus(opts, io);
   if (!st) return exitConfig;
   const name = (args[0] ?? opts.node).toLowerCase();
+  const other = st.nodes.find((n) => n.name === name);
   if (name === st.node) io.out('active\n');
-  else if (name === st.peer.name) io.out(`${st.peer.state === 'up' ? 'active' : st.peer.state}\n`);
+  else if (other) io.out(`${other.state === 'up' ? 'active' : other.state}\n`);
   else {
-    io.err(`tandem-ha: '${name}' is not a cluster node (${st.node}, ${st.peer.name})\n`);
+    io.err(
+      `tandem-ha: '${name}' is not a cluster node (${[st.node, ...st.nodes.map((n) => n.name)].join(', ')})\n`,
+    );
     return exitUsage;
   }
   return exitOk;
@@ -206,7 +214,9 @@ async function rscstatus(opts: GlobalOptions, _args: readonly string[], io: Io):
 /**
  * `outdate-peer [RES]`: the `fence-peer` handler for tandemd (DRBD's drbd-peer-outdater,
  * dopd): asks the peer's tandem-ha over the heartbeat links to outdate its copy. Exit
- * codes as drbd-peer-outdater's: 4 outdated, 5 peer unreachable, 6 peer is Primary.
+ * codes as drbd-peer-outdater's: 4 outdated, 5 peer unreachable, 6 peer is Primary —
+ * and 6 too when, with a witness, this node has no majority: the peer may take over, so
+ * writes here must stay held.
  */
 async function outdatePeer(opts: GlobalOptions, args: readonly string[], io: Io): Promise<number> {
   const resource = args[0] ?? process.env['DRBD_RESOURCE'] ?? '';
@@ -218,7 +228,7 @@ async function outdatePeer(opts: GlobalOptions, args: readonly string[], io: Io)
   }
   io.err(`tandem-ha outdate-peer: ${answer.message}\n`);
   if (answer.result === 0) return 4;
-  return answer.result === -6 ? 6 : 5;
+  return answer.result === -6 || answer.result === -7 ? 6 : 5;
 }
 
 function forward(cmd: 'standby' | 'takeover') {
@@ -292,7 +302,7 @@ const commands: readonly Command[] = [
     name: 'outdate-peer',
     args: '[RES]',
     summary:
-      'fence-peer handler: have the peer outdate its copy (exit 4 done, 5 unreachable, 6 peer Primary)',
+      'fence-peer handler: have the peer outdate its copy (exit 4 done, 5 unreachable, 6 peer Primary or no majority)',
     maxArgs: 1,
     run: outdatePeer,
   },

@@ -200,13 +200,14 @@ const commands: readonly Command[] = [
   ...(['up', 'down', 'attach', 'detach', 'secondary'] as const).map(
     (name): Command => ({
       name,
-      args: 'RES|all',
+      args: name === 'secondary' ? '[--force] RES|all' : 'RES|all',
       describe: {
         up: 'attach the disk(s) and bring the resource up (tandemd must run)',
         down: 'demote, detach and take the resource down',
         attach: 'attach the backing disk(s)',
         detach: 'detach the backing disk(s)',
-        secondary: 'demote to Secondary (refused while the device is mounted or open)',
+        secondary:
+          'demote to Secondary (refused while the device is mounted or open; --force: at once, its I/O fails)',
       }[name],
       resourceOptional: false,
       run: (ctx) => daemonCommand(ctx, name),
@@ -445,7 +446,8 @@ function usage(): string {
     "      --node NAME          this node's name in 'on' sections (default TANDEM_NODE, else uname -n)",
     '      --run-dir DIR        sockets and state of this node (default TANDEM_RUN_DIR, else /run/tandem)',
     '      --json               JSON output where a command has it',
-    '      --force              primary: promote Inconsistent data; create-md: overwrite without asking',
+    '      --force              primary: promote Inconsistent data; secondary: demote in use, failing I/O;',
+    '                           create-md: overwrite without asking',
     "      --discard-my-data    connect: this node's changes are thrown away to resolve a split brain",
     '      --timeout S          wait-connect, wait-sync: give up after S seconds (default: wait for ever)',
     '  -q, --quiet              do not print configuration warnings',

@@ -39,6 +39,13 @@ export function haConfigPaths(dir: string): HaConfigPaths {
 export function checkResourceNodes(hacf: HaCf, resources: HaResources): ConfigWarning[] {
   const names = new Set(hacf.nodes.map((n) => n.name));
   for (const group of resources.groups) {
+    if (group.node === hacf.witness?.name) {
+      throw new ConfigError(
+        'CONFIG_SEMANTIC',
+        `expected a node with disks, found the witness ${quote(group.node)} (it runs no groups)`,
+        group.nodePos,
+      );
+    }
     if (!names.has(group.node)) {
       throw new ConfigError(
         'CONFIG_SEMANTIC',

@@ -25,6 +25,7 @@ export interface Builder {
   udpPort: number;
   readonly links: HaLink[];
   autoFailback: AutoFailback | undefined;
+  witness: HaNode | undefined;
   logfile: string | undefined;
   debugfile: string | undefined;
   readonly kept: KeptDirective[];
@@ -82,6 +83,7 @@ export function newBuilder(file: string): Builder {
     udpPort: defaultUdpPort,
     links: [],
     autoFailback: undefined,
+    witness: undefined,
     logfile: undefined,
     debugfile: undefined,
     kept: [],

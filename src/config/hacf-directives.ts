@@ -1,5 +1,6 @@
 // The ha.cf directives tandem-ha acts on: node, the timings, udpport, bcast/mcast/ucast,
-// auto_failback, logfile/debugfile, and crm/pacemaker/autojoin, accepted only when off.
+// auto_failback, logfile/debugfile, crm/pacemaker/autojoin, accepted only when off, and
+// tandem's `witness`.
 import { ConfigError } from './errors.js';
 import { haTextLimits, quote } from './ha-lexer.js';
 import {
@@ -230,6 +231,21 @@ export const actedDirectives: readonly (readonly [string, DirectiveSpec])[] = [
   [
     'auto_failback',
     { min: 1, max: 1, expects: 'on, off or legacy', split: 'list', acted: true, apply: setAutoFailback },
+  ],
+  [
+    'witness',
+    {
+      min: 1,
+      max: 1,
+      expects: 'the name of the witness node (a tandem extension)',
+      split: 'list',
+      acted: true,
+      apply: (b, d) => {
+        noteSet(b, d);
+        const w = arg(d, 0);
+        b.witness = { name: readNodeName(w), pos: w.pos };
+      },
+    },
   ],
   ['crm', { min: 1, max: 1, expects: 'no', split: 'list', acted: true, apply: setCrm }],
   ['pacemaker', { min: 1, max: 1, expects: 'no', split: 'list', acted: true, apply: setCrm }],

@@ -81,6 +81,11 @@ export interface HaCf {
   readonly udpPort: number;
   readonly links: readonly HaLink[];
   readonly autoFailback: AutoFailback;
+  /**
+   * tandem's extension `witness NAME`: the node that runs tandem-ha without disks or
+   * groups, a third vote so that a node takes over only with a majority.
+   */
+  readonly witness: HaNode | undefined;
   readonly logfile: string | undefined;
   readonly debugfile: string | undefined;
   /** ping, ping_group, respawn, use_logd, logfacility, debug, … in file order. */

@@ -71,6 +71,21 @@ function finish(b: Builder): HaCf {
       filePos(b.file),
     );
   }
+  const witness = b.witness;
+  if (witness && !b.nodes.some((n) => n.name === witness.name)) {
+    throw new ConfigError(
+      'CONFIG_SEMANTIC',
+      `expected the witness to be one of the nodes (${b.nodes.map((n) => n.name).join(', ')}), found ${quote(witness.name)}`,
+      witness.pos,
+    );
+  }
+  if (witness && b.nodes.length !== 3) {
+    throw new ConfigError(
+      'CONFIG_SEMANTIC',
+      `expected three nodes with a witness (two with disks and the witness), found ${b.nodes.length}`,
+      witness.pos,
+    );
+  }
   const timings = finishTimings(b);
   let autoFailback = b.autoFailback;
   if (!autoFailback) {
@@ -89,6 +104,7 @@ function finish(b: Builder): HaCf {
     udpPort: b.udpPort,
     links: b.links,
     autoFailback,
+    witness,
     logfile: b.logfile,
     debugfile: b.debugfile,
     notImplemented: b.kept,

@@ -127,7 +127,7 @@ export class Daemon {
             await r.primary(req.force);
             break;
           case 'secondary':
-            await r.secondary();
+            await r.secondary(req.force);
             break;
           case 'connect':
             await r.connect({ discardMyData: req.discardMyData === true });

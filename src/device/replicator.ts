@@ -127,6 +127,8 @@ interface TlEntry {
 
 interface PeerVolume {
   readonly v: ReplicaVolume;
+  /** Lost the peer as Primary while fencing held writes: a new current UUID when they resume. */
+  newUuidPending: boolean;
   sync: VolumeSync;
   peerDisk: DiskState;
   peerUuids: ReportUuids | undefined;
@@ -202,6 +204,7 @@ export class Replicator {
     const s = host.settings;
     this.vols = host.volumes.map((v) => ({
       v,
+      newUuidPending: false,
       sync: 'Off',
       peerDisk: 'DUnknown',
       peerUuids: undefined,
@@ -399,10 +402,18 @@ export class Replicator {
     this.h.event(`suspended:${why}`);
   }
 
-  resume(): void {
+  async resume(): Promise<void> {
     const s = this.suspension;
     if (s === undefined) return;
     this.suspension = undefined;
+    // DRBD's NEW_CUR_UUID: the data generation a Primary starts when it loses its peer
+    // begins only when its writes go on. A Primary forced to Secondary meanwhile wrote
+    // nothing new: its UUIDs stay, and the node that took over resyncs it without a split brain.
+    for (const p of this.vols) {
+      if (!p.newUuidPending) continue;
+      p.newUuidPending = false;
+      if (this.h.role() === 'Primary') await this.afterLoss(p, 'writes resumed after fencing');
+    }
     s.resume();
     this.h.event('suspended:no');
   }
@@ -461,18 +472,24 @@ export class Replicator {
       p.counters.pending = 0;
       p.counters.unacked = 0;
       this.openGate(p);
-      void this.afterLoss(p, reason);
+      void this.afterLoss(p, reason.code);
     }
   }
 
   /** DRBD: a Primary that loses its peer starts a new data generation, so the peer's copy is recognisably older. */
-  private async afterLoss(p: PeerVolume, reason: LinkReason): Promise<void> {
+  private async afterLoss(p: PeerVolume, why: string): Promise<void> {
     const meta = p.v.meta;
     if (meta === undefined) return;
     try {
       if (this.h.role() === 'Primary' && p.v.disk === 'UpToDate' && meta.uuids().bitmap === 0n) {
+        if (this.suspension !== undefined) {
+          // Fencing holds the writes: the new generation waits for them (resume()).
+          p.newUuidPending = true;
+          await meta.flush();
+          return;
+        }
         await this.newCurrentUuid(p);
-        this.h.log.log('info', `new current UUID ${formatUuid(meta.uuids().current)} after ${reason.code}`, {
+        this.h.log.log('info', `new current UUID ${formatUuid(meta.uuids().current)} after ${why}`, {
           volume: p.v.number,
         });
       }

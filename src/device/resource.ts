@@ -54,6 +54,8 @@ export class Resource {
   private roleNow: Role = 'Secondary';
   /** Set while `secondary`/`down` demotes: the export already refuses. */
   private demoting = false;
+  /** `secondary --force` so far: requests in flight across one fail (Volume.notForcedOut). */
+  private forced = 0;
   private up = false;
   readonly replicator: Replicator | undefined;
   readonly events: ResourceEvent[] = [];
@@ -74,6 +76,7 @@ export class Resource {
       resourceName: cfg.name,
       role: () => this.roleNow,
       serving: () => this.roleNow === 'Primary' && !this.demoting,
+      forcedDemotions: () => this.forced,
       onIoError: () =>
         (optionValue(this.cfg, 'disk', 'on-io-error') ?? 'detach') as
           | 'pass_on'
@@ -124,8 +127,9 @@ export class Resource {
    * and runs the `fence-peer` handler (e.g. `tandem-ha outdate-peer`), whose exit code
    * says what became of the peer (drbd-peer-outdater's codes): 3 its disk is not
    * UpToDate anyway, 4 it was outdated, 5 it could not be reached, 6 it is Primary
-   * itself, 7 it was fenced (STONITH). 3, 4 and 7 resume writes (3 and 4 also record the
-   * peer as outdated). 6 keeps them held: two nodes must not both write. For 5 and any
+   * itself (or, from tandem-ha with a witness, this node has no majority), 7 it was
+   * fenced (STONITH). 3, 4 and 7 resume writes (3 and 4 also record the peer as
+   * outdated). 6 keeps them held: two nodes must not both write. For 5 and any
    * other answer, resource-only resumes (DRBD's semantics: the peer may be dead, or alive
    * and writing), resource-and-stonith keeps writes held until `tandemadm resume-io`.
    */
@@ -145,13 +149,13 @@ export class Resource {
         }
       }
       if (code === 3 || code === 4 || code === 7) {
-        rep.resume();
+        await rep.resume();
         return;
       }
       if (code === 6) {
         this.log.log(
           'error',
-          'fence-peer: the peer is Primary; writes stay suspended (two Primaries must not both write)',
+          'fence-peer: the peer is Primary, or this node has no majority; writes stay suspended (two nodes must not both write)',
         );
         return;
       }
@@ -160,7 +164,7 @@ export class Resource {
           'warn',
           `fence-peer could not outdate the peer (exit ${code}); resource-only: writes resume`,
         );
-        rep.resume();
+        await rep.resume();
         return;
       }
       this.log.log(
@@ -180,7 +184,7 @@ export class Resource {
   resumeIo(): Promise<void> {
     return this.serial(async () => {
       this.requireUp();
-      this.replicator?.resume();
+      await this.replicator?.resume();
     });
   }
 
@@ -411,12 +415,54 @@ export class Resource {
     });
   }
 
-  secondary(): Promise<void> {
+  /**
+   * `secondary`; with `force` (DRBD 9's `secondary --force`), also while the device is
+   * mounted or open: the node is Secondary at once, every application request held
+   * (fencing) or in flight fails with EIO instead of completing, and so does every new
+   * one. tandem-ha uses it when a node loses the majority: the filesystem can then be
+   * unmounted, and nothing is acknowledged here that the node taking over lacks.
+   */
+  secondary(force = false): Promise<void> {
+    if (force) return this.forceSecondary();
     return this.serial(async () => this.demote());
   }
 
-  private async demote(): Promise<void> {
+  /** Not queued behind other state changes: a promotion waiting on a silent peer must not delay it. */
+  private async forceSecondary(): Promise<void> {
+    this.requireUp();
     if (this.roleNow !== 'Primary') return;
+    this.forced++;
+    this.roleNow = 'Secondary';
+    this.event('role:Secondary (forced: requests in flight fail)');
+    // Writes held by fencing go on to fail (no new data generation: nothing was written).
+    await this.replicator?.resume();
+    this.replicator?.stateChanged();
+    for (const v of this.volumes) {
+      await v
+        .flushDisk()
+        .catch((e: unknown) => this.log.log('error', `flush on forced demotion: ${(e as Error).message}`));
+      await v.setPrimaryFlag(false);
+    }
+    // Kernel devices nobody holds go now; a mounted one stays (failing I/O) until the
+    // next `secondary` or `down` finds it unused.
+    await this.serial(async () => this.removeUnusedKernelDevices());
+  }
+
+  private async removeUnusedKernelDevices(): Promise<void> {
+    for (const [, d] of this.kernelDevices) if (await this.kernel.inUse(d)) return;
+    await this.removeKernelDevices();
+  }
+
+  private async demote(): Promise<void> {
+    if (this.roleNow !== 'Primary') {
+      // Left over from `secondary --force`: removed once unused, refused while in use.
+      for (const [, d] of this.kernelDevices) {
+        const busy = await this.kernel.inUse(d);
+        if (busy) throw new StateChangeError(refusals.deviceInUse, busy);
+      }
+      await this.removeKernelDevices();
+      return;
+    }
     // From here no new client may open the export, and no request is served,
     // even while the checks and the kernel device's removal are awaited.
     this.demoting = true;

@@ -15,6 +15,11 @@ export interface VolumeHost {
   role(): Role;
   /** Primary and not being demoted: only then are requests served. */
   serving(): boolean;
+  /**
+   * Counts forced demotions (`secondary --force`): an application request that began
+   * before one must not complete as if served (it fails with EIO).
+   */
+  forcedDemotions(): number;
   /** `disk { on-io-error }`: what a failed disk I/O does. */
   onIoError(): 'pass_on' | 'call-local-io-error' | 'detach';
   fencing(): string;
@@ -339,11 +344,22 @@ export class Volume implements NbdExport {
     });
   }
 
+  /** A request that began before a forced demotion is not acknowledged: EIO. */
+  private notForcedOut(since: number, what: string): void {
+    if (this.host.forcedDemotions() !== since)
+      throw requestRefused(
+        `${what} not acknowledged: ${this.host.resourceName} was forced to Secondary while it was in flight`,
+        nbdEIO,
+      );
+  }
+
   write(buf: Buffer, offset: number, fua: boolean): Promise<void> {
     return this.tracked(async () => {
       this.appRequests++;
+      const since = this.host.forcedDemotions();
       try {
         await this.writeNow(buf, offset, fua);
+        this.notForcedOut(since, 'write');
       } finally {
         this.appRequests--;
         this.host.peer()?.writeCompleted();
@@ -420,6 +436,7 @@ export class Volume implements NbdExport {
   flush(): Promise<void> {
     return this.tracked(async () => {
       this.appRequests++;
+      const since = this.host.forcedDemotions();
       try {
         // Both disks at once; the peer's part is given up (and its writes marked out of
         // sync by the engine) if the connection fails.
@@ -435,6 +452,7 @@ export class Volume implements NbdExport {
           const held = this.host.peer()?.whenResumed();
           if (held) await held;
         }
+        this.notForcedOut(since, 'flush');
       } finally {
         this.appRequests--;
       }

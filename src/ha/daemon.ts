@@ -1,7 +1,9 @@
 // The tandem-ha daemon of one node: membership over the heartbeat links, the resource
 // groups of haresources, and the policy (policy.ts) that decides after every change
 // which groups this node starts or stops. A small control socket (DIR/tandem-ha.sock,
-// JSON lines, mode 0600) answers status, standby and takeover.
+// JSON lines, mode 0600) answers status, standby and takeover. With a witness (ha.cf's
+// `witness NAME`) the data nodes act only with a majority (quorum.ts), and the witness
+// itself runs no groups: it votes and relays.
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -15,7 +17,8 @@ import { spawnRun } from './agents/spawn-run.js';
 import { GroupManager, type GroupStatus } from './groups.js';
 import { Membership, type MembershipCounters, type PeerView } from './membership.js';
 import { clusterBytesMax, type GroupReport, nodeNameBytesMax } from './packet.js';
-import { decideGroups, type PeerLiveness } from './policy.js';
+import { decideGroups, lostQuorum, type PeerLiveness } from './policy.js';
+import { deadByMajority, type Quorum, type QuorumInput, quorumOf } from './quorum.js';
 import { openTransport } from './transport.js';
 
 export interface HaDaemonOptions {
@@ -33,7 +36,12 @@ export interface HaDaemonOptions {
 
 export interface HaStatus {
   readonly node: string;
-  readonly peer: PeerView;
+  /** The other data node (null on the witness). */
+  readonly peer: PeerView | null;
+  /** Every other node: the peer, and the witness or (on the witness) both data nodes. */
+  readonly nodes: readonly PeerView[];
+  readonly witness: string | null;
+  readonly quorum: Quorum;
   readonly standby: boolean;
   readonly groups: readonly GroupStatus[];
   readonly counters: MembershipCounters;
@@ -42,7 +50,10 @@ export interface HaStatus {
 
 export class HaDaemon {
   private readonly o: HaDaemonOptions;
-  readonly peerName: string;
+  /** The other data node; undefined on the witness. */
+  readonly peerName: string | undefined;
+  readonly witness: string | undefined;
+  private hadQuorum = true;
   private readonly groups: GroupManager;
   private readonly membership: Membership;
   private standby = false;
@@ -60,12 +71,18 @@ export class HaDaemon {
     this.o = o;
     const hacf = o.config.hacf;
     const others = hacf.nodes.map((n) => n.name).filter((n) => n !== o.node);
-    if (others.length !== 1) {
+    this.witness = hacf.witness?.name;
+    if (others.length !== (this.witness === undefined ? 1 : 2)) {
       throw new Error(
-        `tandem-ha runs two-node clusters: ha.cf names ${hacf.nodes.length} node(s) (${hacf.nodes.map((n) => n.name).join(', ')}); a witness node is not implemented yet`,
+        `tandem-ha runs two nodes with disks, and optionally a witness: ha.cf names ${hacf.nodes.length} node(s) (${hacf.nodes.map((n) => n.name).join(', ')})${hacf.nodes.length === 3 ? '; name the third with `witness NAME`' : ''}`,
       );
     }
-    this.peerName = others[0]!;
+    this.peerName = others.find((n) => n !== this.witness);
+    if (this.witness === undefined)
+      o.log(
+        'info',
+        'no witness: each node acts on its own view; resource-level fencing (fence-peer → tandem-ha outdate-peer) is what keeps a partitioned Primary from writing alone',
+      );
     for (const n of hacf.nodes) {
       if (Buffer.byteLength(n.name) > nodeNameBytesMax) {
         throw new Error(
@@ -84,7 +101,8 @@ export class HaDaemon {
       log: (level, message) => o.log(level, message),
     };
     this.groups = new GroupManager({
-      groups: o.config.resources.groups,
+      // The witness has no disks: it runs no group, whatever haresources says.
+      groups: o.node === this.witness ? [] : o.config.resources.groups,
       ctx,
       resolve: resolveAgent,
       log: o.log,
@@ -94,7 +112,7 @@ export class HaDaemon {
     });
     this.membership = new Membership({
       self: o.node,
-      peer: this.peerName,
+      peers: others,
       cluster: clusterId(hacf.nodes.map((n) => n.name)),
       keepaliveMs: hacf.keepalive.ms,
       warntimeMs: hacf.warntime.ms,
@@ -107,7 +125,7 @@ export class HaDaemon {
         o.log(view.state === 'dead' ? 'warn' : 'info', `node ${view.name}: ${view.state} (${why})`);
         this.evaluate();
       },
-      onRequest: (kind, resource) => this.onRequest(kind, resource),
+      onRequest: (kind, resource, from) => this.onRequest(kind, resource, from),
       log: o.log,
       generation: nextGeneration(o.runDir),
     });
@@ -142,7 +160,8 @@ export class HaDaemon {
     this.membership.start(transport);
     await this.listen();
     // Re-evaluate now and then: initdead passing is a change nobody reports.
-    const timer = setInterval(() => this.evaluate(), this.o.config.hacf.keepalive.ms);
+    // The majority is a lease that runs out with time alone: look often.
+    const timer = setInterval(() => this.evaluate(), Math.max(20, this.o.config.hacf.keepalive.ms / 4));
     timer.unref();
     this.evaluate();
   }
@@ -165,10 +184,23 @@ export class HaDaemon {
     this.releasePid?.();
   }
 
+  private quorumInput(): QuorumInput {
+    return {
+      self: this.o.node,
+      witness: this.witness,
+      peers: this.membership.views(),
+      deadtimeMs: this.o.config.hacf.deadtime.ms,
+      keepaliveMs: this.o.config.hacf.keepalive.ms,
+    };
+  }
+
   status(): HaStatus {
     return {
       node: this.o.node,
-      peer: this.membership.view(),
+      peer: this.peerName === undefined ? null : this.membership.view(this.peerName),
+      nodes: this.membership.views(),
+      witness: this.witness ?? null,
+      quorum: quorumOf(this.quorumInput()),
       standby: this.standby,
       groups: this.groups.status(),
       counters: this.membership.counters,
@@ -188,10 +220,20 @@ export class HaDaemon {
       try {
         do {
           this.again = false;
-          const peer = this.membership.view();
+          if (this.peerName === undefined) break;
+          const peer = this.membership.view(this.peerName);
+          const qi = this.quorumInput();
+          const quorum = quorumOf(qi);
+          if (quorum.has !== this.hadQuorum) {
+            this.hadQuorum = quorum.has;
+            this.o.log(quorum.has ? 'info' : 'error', quorum.why);
+          }
+          // With a witness a silent peer is dead only by the majority's word; until then
+          // it may be alive and serving (a cut between the two data nodes alone).
           const liveness: PeerLiveness =
-            peer.state === 'up' ? 'up' : peer.state === 'dead' ? 'dead' : 'unknown';
+            peer.state === 'up' ? 'up' : deadByMajority(qi, this.peerName) ? 'dead' : 'unknown';
           const actions = decideGroups({
+            quorum: quorum.has,
             self: this.o.node,
             peerLiveness: liveness,
             settled: this.membership.settled(),
@@ -219,6 +261,7 @@ export class HaDaemon {
                   this.failovers++;
               } else this.startFailed.add(a.key);
             } else {
+              if (a.why === lostQuorum) await this.failDisks(a.key);
               await this.groups.stop(a.key);
             }
             this.membership.beat();
@@ -233,7 +276,35 @@ export class HaDaemon {
     })();
   }
 
-  private async onRequest(kind: string, resource: string): Promise<{ result: number; message: string }> {
+  /**
+   * A node without a majority gives its group up while the others may already count it
+   * dead: its disks stop serving first (`tandemadm secondary --force`: writes held or in
+   * flight fail, none completes), so the filesystem can be unmounted and nothing
+   * acknowledged here is missing on the node that takes over.
+   */
+  private async failDisks(key: string): Promise<void> {
+    const group = this.o.config.resources.groups.find((g) => g.key === key);
+    const disks = (group?.resources ?? [])
+      .filter((r) => r.name === 'drbddisk' || r.name === 'tandemdisk')
+      .map((r) => r.args[0] ?? 'all');
+    await Promise.all(
+      disks.map(async (res) => {
+        const r = await this.tandemadm(['secondary', '--force', res]);
+        if (r.code === 0) this.o.log('warn', `${res}: forced Secondary (no majority): its I/O fails`);
+        else this.o.log('error', `${res}: secondary --force failed: ${(r.err || r.out).trim()}`);
+      }),
+    );
+  }
+
+  private async onRequest(
+    kind: string,
+    resource: string,
+    from: string,
+  ): Promise<{ result: number; message: string }> {
+    if (this.peerName === undefined || from !== this.peerName) {
+      // The witness has no disk and no groups; a data node takes orders from its peer only.
+      return { result: -3, message: `${this.o.node} does not take ${kind} requests from ${from}` };
+    }
     if (kind === 'outdate-peer') {
       // The peer's fence-peer handler: mark this node's copy Outdated, so it never takes
       // over without an operator's --force while the peer goes on writing alone.
@@ -256,6 +327,22 @@ export class HaDaemon {
     return { result: -3, message: `unknown request ${kind}` };
   }
 
+  /**
+   * With a witness, an outdate-peer request that gets no answer need not wait out its
+   * timeout: without a majority this node must hold its writes (-7: the peer may take
+   * over); with one, and the peer dead by the majority, the peer cannot take over and
+   * writes may go on (-1, unreachable).
+   */
+  private fenceVerdict(peer: string): { result: number; message: string } | undefined {
+    const qi = this.quorumInput();
+    const q = quorumOf(qi);
+    if (!q.applies) return undefined;
+    if (!q.has) return { result: -7, message: `${this.o.node} has no majority (${q.why}): writes stay held` };
+    if (deadByMajority(qi, peer))
+      return { result: -1, message: `${peer} is dead by the majority (${q.why}); it cannot take over` };
+    return undefined;
+  }
+
   private tandemadm(args: readonly string[]) {
     return spawnRun(this.o.tandemadm[0]!, [...this.o.tandemadm.slice(1), '-q', ...args], {
       timeoutMs: 30_000,
@@ -271,8 +358,9 @@ export class HaDaemon {
 
   /** `takeover`: leave standby here and ask the peer to give its groups away. */
   async takeover(): Promise<{ result: number; message: string }> {
+    if (this.peerName === undefined) return { result: -3, message: 'the witness runs no groups' };
     this.setStandby(false);
-    const r = await this.membership.request('standby');
+    const r = await this.membership.request('standby', this.peerName);
     this.evaluate();
     return r;
   }
@@ -327,15 +415,20 @@ export class HaDaemon {
       case 'status':
         return { id, ok: true, result: this.status() };
       case 'standby':
+        if (this.peerName === undefined) return { id, ok: false, error: 'the witness runs no groups' };
         this.setStandby(true);
         return { id, ok: true, result: 'standby: giving this node’s groups to the peer' };
       case 'outdate-peer': {
         // Longer than deadtime: the peer may retry while its replication link still
         // believes it is connected (outdate is refused then).
+        if (this.peerName === undefined) return { id, ok: false, error: 'the witness has no disk to fence' };
+        const peer = this.peerName;
         const r = await this.membership.request(
           'outdate-peer',
+          peer,
           typeof req.resource === 'string' ? req.resource : '',
           Math.max(15_000, this.o.config.hacf.deadtime.ms),
+          () => this.fenceVerdict(peer),
         );
         return { id, ok: true, result: r };
       }

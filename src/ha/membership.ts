@@ -3,9 +3,12 @@
 // dead after `deadtime` of silence on every link (`initdead` while it has never been
 // heard since this node started). Every packet must carry a valid MAC under a key of
 // authkeys and a generation/sequence not seen before; forged, replayed and malformed
-// packets are dropped and counted, never acted on. Requests (standby, takeover) ride on
-// the same links and are answered once; a request whose reply never comes fails after
-// deadtime.
+// packets are dropped and counted, never acted on. Requests (standby, takeover,
+// outdate-peer) ride on the same links, addressed to one node, and are answered once; a
+// request whose reply never comes fails after its timeout. Each heartbeat carries the
+// sender's view of the other nodes (a witness's word on who is alive), and every node
+// relays requests and replies addressed to another node once: with a witness, a request
+// reaches the peer around a cut between the two.
 import type { AuthKey } from '../config/authkeys.js';
 import { type LinkClock, realClock, type TimerHandle } from '../replication/clock.js';
 import type { GroupState } from './groups.js';
@@ -16,13 +19,15 @@ import {
   type GroupReport,
   type HaPacket,
   HaPacketError,
+  type NodeReport,
+  type NodeState,
   type RequestKind,
   verifyPacket,
 } from './packet.js';
 import { ReplayGuard } from './replay.js';
 import type { HeartbeatTransport } from './transport.js';
 
-export type PeerState = 'init' | 'up' | 'dead';
+export type PeerState = NodeState;
 
 export interface PeerView {
   readonly name: string;
@@ -36,6 +41,10 @@ export interface PeerView {
   readonly groups: readonly GroupReport[];
   readonly standby: boolean;
   readonly generation: string | undefined;
+  /** The node's own view of the others, from its last heartbeat (empty while it is not up). */
+  readonly view: readonly NodeReport[];
+  /** ms since that heartbeat was taken (undefined: none). */
+  readonly heartbeatAgeMs: number | undefined;
 }
 
 export interface MembershipCounters {
@@ -46,11 +55,14 @@ export interface MembershipCounters {
   replayed: number;
   foreign: number;
   late: number;
+  /** Requests and replies for another node, sent on once. */
+  relayed: number;
 }
 
 export interface MembershipOptions {
   readonly self: string;
-  readonly peer: string;
+  /** The other nodes of the cluster. */
+  readonly peers: readonly string[];
   readonly cluster: string;
   readonly keepaliveMs: number;
   readonly warntimeMs: number;
@@ -63,7 +75,11 @@ export interface MembershipOptions {
   readonly report: () => { groups: readonly GroupReport[]; standby: boolean };
   readonly onPeerChange: (view: PeerView, why: string) => void;
   /** Answers a peer's request: 0 done, negative refused, with a message. */
-  readonly onRequest: (kind: RequestKind, resource: string) => Promise<{ result: number; message: string }>;
+  readonly onRequest: (
+    kind: RequestKind,
+    resource: string,
+    from: string,
+  ) => Promise<{ result: number; message: string }>;
   readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
   /**
    * This start's generation: larger than every earlier one of this node (the daemon
@@ -78,6 +94,40 @@ interface Pending {
   readonly timer: TimerHandle;
 }
 
+/** What this node knows of one other node. */
+class PeerTracker {
+  state: PeerState = 'init';
+  late = false;
+  lastHeardMs: number | undefined;
+  readonly linkHeard = new Map<string, number>();
+  groups: readonly GroupReport[] = [];
+  standby = false;
+  generation: number | undefined;
+  /** The highest heartbeat seq of the peer's generation whose state was taken. */
+  lastHeartbeatSeq = 0;
+  view: readonly NodeReport[] = [];
+  heartbeatAtMs: number | undefined;
+
+  constructor(readonly name: string) {}
+
+  snapshot(now: number): PeerView {
+    const links: Record<string, number> = {};
+    for (const [name, at] of this.linkHeard) links[name] = Math.round(now - at);
+    return {
+      name: this.name,
+      state: this.state,
+      late: this.late,
+      silentMs: this.lastHeardMs === undefined ? undefined : Math.round(now - this.lastHeardMs),
+      links,
+      groups: this.groups,
+      standby: this.standby,
+      generation: this.generation === undefined ? undefined : String(this.generation),
+      view: this.view,
+      heartbeatAgeMs: this.heartbeatAtMs === undefined ? undefined : Math.round(now - this.heartbeatAtMs),
+    };
+  }
+}
+
 export class Membership {
   private readonly o: MembershipOptions;
   private readonly clock: LinkClock;
@@ -85,21 +135,13 @@ export class Membership {
   private readonly generation: number;
   private seq = 0;
   private readonly startedMs: number;
-  private state: PeerState = 'init';
-  private late = false;
-  private lastHeardMs: number | undefined;
-  private readonly linkHeard = new Map<string, number>();
-  private groups: readonly GroupReport[] = [];
-  private standby = false;
-  private peerGeneration: number | undefined;
-  /** The highest heartbeat seq of the peer's generation whose state was taken. */
-  private lastHeartbeatSeq = 0;
+  private readonly peers = new Map<string, PeerTracker>();
   private readonly replay: ReplayGuard;
   private timer: TimerHandle | undefined;
   private lastTickMs: number | undefined;
   private requestId = 0;
   private readonly pending = new Map<number, Pending>();
-  /** Requests answered, by sender generation:id, so a retransmission is not acted on twice. */
+  /** Requests answered, by sender:generation:id, so a retransmission is not acted on twice. */
   private readonly answered = new Map<string, Promise<{ result: number; message: string }>>();
   readonly counters: MembershipCounters = {
     received: 0,
@@ -109,6 +151,7 @@ export class Membership {
     replayed: 0,
     foreign: 0,
     late: 0,
+    relayed: 0,
   };
 
   constructor(o: MembershipOptions) {
@@ -116,7 +159,8 @@ export class Membership {
     this.clock = o.clock ?? realClock;
     this.startedMs = this.clock.now();
     this.generation = o.generation ?? Date.now();
-    this.replay = new ReplayGuard([o.peer]);
+    for (const name of o.peers) this.peers.set(name, new PeerTracker(name));
+    this.replay = new ReplayGuard(o.peers);
     if (o.activeKey.method === 'crc') {
       o.log('warn', "authkeys uses crc: heartbeats are not authenticated (Heartbeat's no-security mode)");
     }
@@ -140,29 +184,26 @@ export class Membership {
     this.transport = undefined;
   }
 
-  view(): PeerView {
-    const now = this.clock.now();
-    const links: Record<string, number> = {};
-    for (const [name, at] of this.linkHeard) links[name] = Math.round(now - at);
-    return {
-      name: this.o.peer,
-      state: this.state,
-      late: this.late,
-      silentMs: this.lastHeardMs === undefined ? undefined : Math.round(now - this.lastHeardMs),
-      links,
-      groups: this.groups,
-      standby: this.standby,
-      generation: this.peerGeneration === undefined ? undefined : String(this.peerGeneration),
-    };
+  /** One peer's view; `name` must be a peer. */
+  view(name: string): PeerView {
+    const t = this.peers.get(name);
+    if (t === undefined) throw new Error(`internal: ${name} is not a peer of ${this.o.self}`);
+    return t.snapshot(this.clock.now());
   }
 
-  /** True once the peer was heard, or initdead passed: group decisions may be made. */
+  views(): PeerView[] {
+    const now = this.clock.now();
+    return [...this.peers.values()].map((t) => t.snapshot(now));
+  }
+
+  /** True once every peer was heard, or initdead passed: group decisions may be made. */
   settled(): boolean {
-    return this.state !== 'init' || this.clock.now() - this.startedMs >= this.o.initdeadMs;
+    if (this.clock.now() - this.startedMs >= this.o.initdeadMs) return true;
+    return [...this.peers.values()].every((t) => t.state !== 'init');
   }
 
   /** The body of a packet; the common fields are filled in here. */
-  private send(body: BodyOf<'heartbeat'> | BodyOf<'request'> | BodyOf<'reply'>): void {
+  private send(to: string, body: BodyOf<'heartbeat'> | BodyOf<'request'> | BodyOf<'reply'>): void {
     if (!this.transport) return;
     this.seq++;
     let packet: Buffer;
@@ -172,7 +213,7 @@ export class Membership {
           ...body,
           cluster: this.o.cluster,
           from: this.o.self,
-          to: this.o.peer,
+          to,
           generation: this.generation,
           seq: this.seq,
           timeMs: Date.now(),
@@ -188,56 +229,63 @@ export class Membership {
     this.counters.sent++;
   }
 
-  /** Sends a heartbeat now (after a local change, so the peer learns it at once). */
+  /** Sends a heartbeat now (after a local change, so the peers learn it at once). */
   beat(): void {
     const r = this.o.report();
-    this.send({ type: 'heartbeat', groups: r.groups, standbyRequested: r.standby });
+    const now = this.clock.now();
+    const view: NodeReport[] = [...this.peers.values()].map((t) => ({
+      name: t.name,
+      state: t.state,
+      silentMs: t.lastHeardMs === undefined ? undefined : Math.round(now - t.lastHeardMs),
+    }));
+    this.send('', { type: 'heartbeat', groups: r.groups, standbyRequested: r.standby, view });
   }
 
   private tick(): void {
     const now = this.clock.now();
     // This node itself was paused (SIGSTOP, a VM pause, a swap storm): the timer fires
-    // before the packets that queued up meanwhile are read. Judge the peer next time.
+    // before the packets that queued up meanwhile are read. Judge the peers next time.
     const gap = this.lastTickMs === undefined ? 0 : now - this.lastTickMs;
     const paused = gap > Math.max(2 * this.o.keepaliveMs, this.o.deadtimeMs / 2);
     this.lastTickMs = now;
-    this.beat();
     if (paused)
       this.o.log(
         'warn',
         `this node was paused for ${Math.round(gap)} ms; liveness is judged at the next tick`,
       );
-    else this.checkLiveness();
+    else for (const t of this.peers.values()) this.checkLiveness(t);
+    this.beat();
     this.timer = this.clock.setTimeout(() => this.tick(), this.o.keepaliveMs);
   }
 
-  private checkLiveness(): void {
+  private checkLiveness(t: PeerTracker): void {
     const now = this.clock.now();
-    if (this.state === 'init') {
+    if (t.state === 'init') {
       if (now - this.startedMs >= this.o.initdeadMs) {
-        this.state = 'dead';
-        this.o.onPeerChange(this.view(), `not heard within initdead ${this.o.initdeadMs} ms`);
+        t.state = 'dead';
+        this.o.onPeerChange(t.snapshot(now), `not heard within initdead ${this.o.initdeadMs} ms`);
       }
       return;
     }
-    if (this.state !== 'up' || this.lastHeardMs === undefined) return;
-    const silent = now - this.lastHeardMs;
+    if (t.state !== 'up' || t.lastHeardMs === undefined) return;
+    const silent = now - t.lastHeardMs;
     if (silent >= this.o.deadtimeMs) {
-      this.state = 'dead';
-      this.late = false;
-      this.groups = [];
+      t.state = 'dead';
+      t.late = false;
+      t.groups = [];
+      t.view = [];
       this.o.onPeerChange(
-        this.view(),
+        t.snapshot(now),
         `silent on every link for ${Math.round(silent)} ms (deadtime ${this.o.deadtimeMs} ms)`,
       );
       return;
     }
-    if (!this.late && silent >= this.o.warntimeMs) {
-      this.late = true;
+    if (!t.late && silent >= this.o.warntimeMs) {
+      t.late = true;
       this.counters.late++;
       this.o.log(
         'warn',
-        `node ${this.o.peer}: late heartbeat, silent for ${Math.round(silent)} ms (warntime ${this.o.warntimeMs} ms)`,
+        `node ${t.name}: late heartbeat, silent for ${Math.round(silent)} ms (warntime ${this.o.warntimeMs} ms)`,
       );
     }
   }
@@ -262,52 +310,72 @@ export class Membership {
       );
       return;
     }
-    if (d.cluster !== this.o.cluster || d.from !== this.o.peer || (d.to !== '' && d.to !== this.o.self)) {
-      this.counters.foreign++;
+    const t = this.peers.get(d.from);
+    const forOther = d.to !== '' && d.to !== this.o.self;
+    if (
+      d.cluster !== this.o.cluster ||
+      t === undefined ||
+      (forOther && (d.type === 'heartbeat' || !this.peers.has(d.to)))
+    ) {
+      // Another cluster's, our own packet relayed back, or addressed to nobody we know.
+      if (d.from !== this.o.self) this.counters.foreign++;
       return;
     }
     const r = this.replay.check(d.from, d.generation, d.seq);
     if (r !== 'ok') {
-      // Also every copy of a packet on a second link: counted, not logged.
+      // Also every copy of a packet on a second link or relayed: counted, not logged.
       this.counters.replayed++;
       return;
     }
     this.replay.accept(d.from, d.generation, d.seq);
     this.counters.received++;
     const now = this.clock.now();
-    this.linkHeard.set(link, now);
-    this.lastHeardMs = now;
-    const restarted = this.peerGeneration !== undefined && d.generation !== this.peerGeneration;
-    this.peerGeneration = d.generation;
-    if (this.late) {
-      this.late = false;
-      this.o.log('info', `node ${this.o.peer}: heard again`);
+    if (forOther) {
+      // A request or reply for another node: sent on once (the replay guard makes it
+      // once), byte for byte, so that it reaches a node this one hears and its sender
+      // may not. It proves nothing about the sender's liveness here: only that it lived.
+      this.counters.relayed++;
+      this.transport?.send(bytes);
+      return;
+    }
+    t.linkHeard.set(link, now);
+    t.lastHeardMs = now;
+    const restarted = t.generation !== undefined && d.generation !== t.generation;
+    t.generation = d.generation;
+    if (t.late) {
+      t.late = false;
+      this.o.log('info', `node ${t.name}: heard again`);
     }
     if (d.type === 'heartbeat') {
-      const wasUp = this.state === 'up';
+      const wasUp = t.state === 'up';
       // An older heartbeat that arrives late (UDP reorders) proves liveness, not state.
-      if (!restarted && wasUp && d.seq < this.lastHeartbeatSeq) return;
-      this.lastHeartbeatSeq = d.seq;
+      if (!restarted && wasUp && d.seq < t.lastHeartbeatSeq) return;
+      t.lastHeartbeatSeq = d.seq;
       const changed =
         !wasUp ||
         restarted ||
-        d.standbyRequested !== this.standby ||
-        JSON.stringify(d.groups) !== JSON.stringify(this.groups);
-      this.groups = d.groups;
-      this.standby = d.standbyRequested;
-      this.state = 'up';
+        d.standbyRequested !== t.standby ||
+        JSON.stringify(d.groups) !== JSON.stringify(t.groups) ||
+        JSON.stringify(d.view.map((v) => [v.name, v.state])) !==
+          JSON.stringify(t.view.map((v) => [v.name, v.state]));
+      t.groups = d.groups;
+      t.standby = d.standbyRequested;
+      t.view = d.view;
+      t.heartbeatAtMs = now;
+      t.state = 'up';
       if (changed)
-        this.o.onPeerChange(this.view(), wasUp ? (restarted ? 'restarted' : 'reported a change') : 'up');
+        this.o.onPeerChange(t.snapshot(now), wasUp ? (restarted ? 'restarted' : 'reported a change') : 'up');
       return;
     }
     if (d.type === 'request') {
-      const key = `${d.generation}:${d.requestId}`;
+      const key = `${d.from}:${d.generation}:${d.requestId}`;
       const requestId = d.requestId;
+      const requester = d.from;
       // The promise is kept from the first copy on: repeats (and copies on other links)
       // wait for the same answer instead of acting again.
       let answer = this.answered.get(key);
       if (answer === undefined) {
-        answer = this.o.onRequest(d.kind, d.resource).catch((e: unknown) => ({
+        answer = this.o.onRequest(d.kind, d.resource, requester).catch((e: unknown) => ({
           result: -5,
           message: `failed: ${(e as Error).message}`,
         }));
@@ -315,7 +383,7 @@ export class Membership {
         if (this.answered.size > 64) this.answered.delete(this.answered.keys().next().value as string);
       }
       void answer.then((a) =>
-        this.send({ type: 'reply', requestId, result: a.result, message: replyText(a.message) }),
+        this.send(requester, { type: 'reply', requestId, result: a.result, message: replyText(a.message) }),
       );
       return;
     }
@@ -326,11 +394,16 @@ export class Membership {
     p.resolve({ result: d.result, message: d.message });
   }
 
-  /** Asks the peer to do something; resolves with its answer, or result -1 after deadtime. */
+  /**
+   * Asks node `to` to do something; resolves with its answer, or result -1 after the
+   * timeout. `giveUp`, asked every keepalive, may end the wait earlier with its own answer.
+   */
   request(
     kind: RequestKind,
+    to: string,
     resource = '',
     timeoutMs = this.o.deadtimeMs,
+    giveUp?: () => { result: number; message: string } | undefined,
   ): Promise<{ result: number; message: string }> {
     const requestId = ++this.requestId;
     const deadline = this.clock.now() + timeoutMs;
@@ -339,12 +412,18 @@ export class Membership {
       // answers a repeat from its memory, acting once).
       const again = (): void => {
         if (!this.pending.has(requestId)) return;
-        if (this.clock.now() >= deadline) {
+        const early = giveUp?.();
+        if (early !== undefined) {
           this.pending.delete(requestId);
-          resolve({ result: -1, message: `no answer from ${this.o.peer} within ${timeoutMs} ms` });
+          resolve(early);
           return;
         }
-        this.send({ type: 'request', kind, requestId, resource });
+        if (this.clock.now() >= deadline) {
+          this.pending.delete(requestId);
+          resolve({ result: -1, message: `no answer from ${to} within ${timeoutMs} ms` });
+          return;
+        }
+        this.send(to, { type: 'request', kind, requestId, resource });
         const entry = this.pending.get(requestId);
         if (entry)
           this.pending.set(requestId, {
@@ -353,7 +432,7 @@ export class Membership {
           });
       };
       this.pending.set(requestId, { resolve, timer: this.clock.setTimeout(again, this.o.keepaliveMs) });
-      this.send({ type: 'request', kind, requestId, resource });
+      this.send(to, { type: 'request', kind, requestId, resource });
     });
   }
 }

@@ -7,7 +7,7 @@
 //
 //   offset  size  field
 //   0       4     magic       u32 0x54484142 "THAB"
-//   4       1     version     u8 = 1 (any other is refused: no peer speaks another yet)
+//   4       1     version     u8 = 2 (any other is refused; 1 had no view in heartbeats)
 //   5       1     type        u8: 1 heartbeat, 2 request, 3 reply
 //   6       2     flags       u16 = 0 (no flag is defined; a set bit is refused)
 //   8       1+n   cluster     str 1..64: the cluster id (the sorted node names joined by ',')
@@ -26,7 +26,9 @@
 // Bodies:
 //   heartbeat  u8 group count, per group {str key 1..255, u8 state 0 released 1 starting
 //              2 running 3 stopping 4 failed 5 start-failed (released after a failed
-//              start)}, then u8 flags (bit 0: standby requested)
+//              start)}, then u8 flags (bit 0: standby requested), then the sender's
+//              view of the other nodes: u8 count ≤ 8, per node {str name 1..64, u8 state
+//              0 init 1 up 2 dead, u32 silentMs (ms since heard; 0xffffffff never)}
 //   request    u8 kind (1 standby, 2 takeover, 3 outdate-peer, 4 release-groups),
 //              u32 requestId, str resource 0..255 (empty: not about one resource)
 //   reply      u32 requestId, i32 result, str message 0..200
@@ -44,7 +46,7 @@ import type { GroupState } from './groups.js';
 /** "THAB": tandem heartbeat. A datagram without it is not ours (or another program's on the port). */
 export const packetMagic = 0x54484142;
 /** The packet format. Changing the layout or the meaning of a number makes a new version. */
-export const packetVersion = 1;
+export const packetVersion = 2;
 
 /** Datagrams above this are refused before any field is read. */
 export const packetBytesMax = 1400;
@@ -58,6 +60,10 @@ export const resourceBytesMax = 255;
 export const replyMessageBytesMax = 200;
 /** The group count is a u8. */
 export const heartbeatGroupsMax = 255;
+/** Nodes a heartbeat's view may list (the cluster's other nodes). */
+export const heartbeatViewMax = 8;
+/** A silence too long for u32 ms (or never heard) is sent as this. */
+export const silenceNever = 0xffffffff;
 /** Heartbeat's MAXAUTH (authkeys' authKeyIndexMax). */
 export const keyIndexMax = 15;
 
@@ -97,6 +103,17 @@ export const groupStates = wireCodes({
  * a group released after its start failed on the sender (Heartbeat then lets the peer try).
  */
 export type ReportedState = GroupState | 'start-failed';
+
+export const nodeStates = wireCodes({ init: 0, up: 1, dead: 2 } as const);
+export type NodeState = (typeof nodeStates.all)[number];
+
+/** How the sender sees another node: the witness's word on who is alive. */
+export interface NodeReport {
+  readonly name: string;
+  readonly state: NodeState;
+  /** ms since the sender last heard it; undefined: never. */
+  readonly silentMs: number | undefined;
+}
 
 export const requestKinds = wireCodes({
   standby: 1,
@@ -174,6 +191,8 @@ export interface HeartbeatPacket extends PacketCommon {
   /** The sender's groups and their states on the sender. */
   readonly groups: readonly GroupReport[];
   readonly standbyRequested: boolean;
+  /** The sender's view of the other nodes. */
+  readonly view: readonly NodeReport[];
 }
 
 export interface RequestPacket extends PacketCommon {
@@ -311,7 +330,7 @@ class PacketReader extends BoundedReader {
   }
 }
 
-function readHeartbeat(r: PacketReader): Pick<HeartbeatPacket, 'groups' | 'standbyRequested'> {
+function readHeartbeat(r: PacketReader): Pick<HeartbeatPacket, 'groups' | 'standbyRequested' | 'view'> {
   const count = r.u8('group count');
   const groups: GroupReport[] = [];
   const seen = new Set<string>();
@@ -333,7 +352,22 @@ function readHeartbeat(r: PacketReader): Pick<HeartbeatPacket, 'groups' | 'stand
       flagsAt,
     );
   }
-  return { groups, standbyRequested: (flags & heartbeatFlagBits.standbyRequested) !== 0 };
+  const viewAt = r.position;
+  const nodes = r.u8('view count');
+  if (nodes > heartbeatViewMax)
+    throw r.fail('HA_TOO_LONG', 'view count', `${nodes} nodes, more than ${heartbeatViewMax}`, viewAt);
+  const view: NodeReport[] = [];
+  const names = new Set<string>();
+  for (let i = 0; i < nodes; i++) {
+    const at = r.position;
+    const name = r.str(`view ${i} name`, 'node', 1, nodeNameBytesMax);
+    if (names.has(name)) throw r.fail('HA_BAD_FIELD', `view ${i} name`, 'reported twice', at);
+    names.add(name);
+    const state = r.code(`view ${i} state`, nodeStates.names);
+    const silent = r.u32(`view ${i} silentMs`);
+    view.push({ name, state, silentMs: silent === silenceNever ? undefined : silent });
+  }
+  return { groups, standbyRequested: (flags & heartbeatFlagBits.standbyRequested) !== 0, view };
 }
 
 function readRequest(r: PacketReader): Pick<RequestPacket, 'kind' | 'requestId' | 'resource'> {
@@ -459,7 +493,13 @@ function checkStr(field: string, s: string, kind: TextKind, min: number, max: nu
 function bodyBytes(p: HaPacket): number {
   switch (p.type) {
     case 'heartbeat':
-      return 1 + p.groups.reduce((sum, g) => sum + strBytes(g.key) + 1, 0) + 1;
+      return (
+        1 +
+        p.groups.reduce((sum, g) => sum + strBytes(g.key) + 1, 0) +
+        1 +
+        1 +
+        p.view.reduce((sum, n) => sum + strBytes(n.name) + 1 + 4, 0)
+      );
     case 'request':
       return 1 + 4 + strBytes(p.resource);
     case 'reply':
@@ -487,6 +527,24 @@ function checkBody(p: HaPacket, at: number): void {
         seen.add(g.key);
         pos += strBytes(g.key) + 1;
       }
+      pos += 1;
+      if (p.view.length > heartbeatViewMax) {
+        throw new HaPacketError(
+          'HA_TOO_LONG',
+          `heartbeat: a view of ${p.view.length} nodes, more than ${heartbeatViewMax}`,
+          pos,
+        );
+      }
+      const names = new Set<string>();
+      pos += 1;
+      for (const [i, n] of p.view.entries()) {
+        checkStr(`view ${i} name`, n.name, 'node', 1, nodeNameBytesMax, pos);
+        if (names.has(n.name))
+          throw new HaPacketError('HA_BAD_FIELD', `packet view ${i} name: reported twice`, pos);
+        names.add(n.name);
+        assert.ok(n.silentMs === undefined || (Number.isInteger(n.silentMs) && n.silentMs >= 0), 'silentMs');
+        pos += strBytes(n.name) + 1 + 4;
+      }
       return;
     }
     case 'request':
@@ -510,6 +568,12 @@ function writeBody(p: HaPacket, w: WireWriter): void {
         w.u8(groupStates.numbers[g.state]);
       }
       w.u8(p.standbyRequested ? heartbeatFlagBits.standbyRequested : 0);
+      w.u8(p.view.length);
+      for (const n of p.view) {
+        w.str(n.name);
+        w.u8(nodeStates.numbers[n.state]);
+        w.u32(n.silentMs === undefined ? silenceNever : Math.min(n.silentMs, silenceNever - 1));
+      }
       return;
     case 'request':
       w.u8(requestKinds.numbers[p.kind]);

@@ -11,6 +11,9 @@
 //  - failback (auto_failback on) is a stop by the holder, then a start by the preferred
 //    node once the peer reports the group released.
 // A dead peer (silent on every link for deadtime) holds nothing: its groups are taken.
+// With a witness, "dead" means dead by the majority (quorum.ts), and a node without a
+// majority starts nothing and releases what it runs: under any partition, at most one
+// node serves a group.
 import type { GroupState } from './groups.js';
 
 export type PeerLiveness = 'unknown' | 'up' | 'dead';
@@ -42,8 +45,13 @@ export interface PolicyInput {
   /** The peer is in standby. */
   readonly peerStandby: boolean;
   readonly autoFailback: boolean;
+  /** This node has a majority (always true without a witness). */
+  readonly quorum: boolean;
   readonly groups: readonly PolicyGroup[];
 }
+
+/** The reason of the stop a node without a majority makes: the daemon fails its disks' I/O first. */
+export const lostQuorum = 'this node lost the majority';
 
 export type PolicyAction =
   | { readonly kind: 'start'; readonly key: string; readonly why: string }
@@ -56,6 +64,11 @@ export function decideGroups(input: PolicyInput): PolicyAction[] {
   const actions: PolicyAction[] = [];
   if (!input.settled) return actions;
   for (const g of input.groups) {
+    if (!input.quorum) {
+      // The others may already count this node dead and take the group: give it up.
+      if (g.mine === 'running') actions.push({ kind: 'stop', key: g.key, why: lostQuorum });
+      continue;
+    }
     const mineHeld = held(g.mine);
     const preferredHere = g.preferred === input.self;
     // Standby gives the groups to a live peer; a dead peer's node takes them all anyway.

@@ -36,6 +36,22 @@ describe('ha config directory', () => {
     });
   });
 
+  it('refuses a group whose preferred node is the witness', async () => {
+    const dir = await makeConfigDir('seed', {
+      files: {
+        'ha.cf':
+          'node server6.example.com server7.example.com witness1\nwitness witness1\nbcast eth0\nauto_failback on\n',
+        haresources: 'witness1 httpd\n',
+      },
+    });
+    await assert.rejects(loadHaConfig(dir), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /the witness "witness1" \(it runs no groups\)/);
+      assert.deepEqual([err.pos?.line, err.pos?.col], [1, 1]);
+      return true;
+    });
+  });
+
   it('warns when there is no resource group', async () => {
     const dir = await makeConfigDir('seed', { files: { haresources: '# nothing yet\n' } });
     const { warnings } = await loadHaConfig(dir);

@@ -50,6 +50,15 @@ describe('ha.cf: the seed story', () => {
     assert.match(warnings[0]!.message, /logfacility/);
   });
 
+  it('reads the witness (a tandem extension), lower-cased like node names', () => {
+    const { config } = parse(
+      'node server6 server7 Quorum1\nwitness Quorum1\nbcast eth0\nauto_failback off\n',
+    );
+    assert.equal(config.witness?.name, 'quorum1');
+    assert.deepEqual(config.witness?.pos, { file, line: 2, col: 9 });
+    assert.equal(parse(`node a b${rest}`).config.witness, undefined);
+  });
+
   it('finds this node, case-insensitively as Heartbeat does', async () => {
     const { config } = parse(await readHaFixture('seed/ha.cf'));
     assert.equal(checkNodeMembership(config, 'Server7.Example.com').name, 'server7.example.com');
@@ -222,6 +231,9 @@ describe('ha.cf: refusals name the code and line:col', () => {
     ['respawn of a relative program', `respawn hacluster ipfail${rest}`, 'CONFIG_VALUE', 1, 19],
     ['bad logfacility', `logfacility local9${rest}`, 'CONFIG_VALUE', 1, 13],
     ['control character', `node al\u0001pha${rest}`, 'CONFIG_SYNTAX', 1, 8],
+    ['witness not a node', 'node a b c\nwitness d\nbcast eth0\n', 'CONFIG_SEMANTIC', 2, 9],
+    ['witness of two nodes', 'node a b\nwitness b\nbcast eth0\n', 'CONFIG_SEMANTIC', 2, 9],
+    ['witness without a name', `witness${rest}`, 'CONFIG_SYNTAX', 1, 8],
     ['no node directive', 'bcast eth0\n', 'CONFIG_SEMANTIC', 1, 1],
     ['no link', 'node alpha\n', 'CONFIG_SEMANTIC', 1, 1],
     ['only a serial link', 'node alpha\nserial /dev/ttyS0\n', 'CONFIG_SEMANTIC', 1, 1],

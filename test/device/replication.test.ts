@@ -423,6 +423,49 @@ test('fencing: a write in flight when the link drops is not acknowledged while t
   }
 });
 
+test('secondary --force (a node without the majority): held and in-flight writes fail with EIO, no new data generation', async () => {
+  const p = await syncedPair('C', '', 'disk { fencing resource-only; } handlers { fence-peer "exit 6"; }');
+  try {
+    const generation = volumeOf(p.a).meta?.uuids().current;
+    // One write waits for the peer's ack when the link is cut; one arrives while fencing holds.
+    p.b.data.hold();
+    const inFlight = volumeOf(p.a).write(Buffer.alloc(4096, 21), 8192, false);
+    assert.equal(await settlesWithin(inFlight, 100), false);
+    p.proxy.cut();
+    await waitFor('disconnected', () => p.a.res.status().connection !== 'Connected');
+    const held = volumeOf(p.a).write(Buffer.alloc(4096, 22), 5 * 1024 * 1024, false);
+    assert.equal(await settlesWithin(held, 300), false, 'completed while the peer could not be fenced');
+    await p.a.res.secondary(true);
+    assert.equal(p.a.res.role(), 'Secondary');
+    await assert.rejects(inFlight, (e: Error & { nbdErrno?: number }) => e.nbdErrno === 5);
+    await assert.rejects(held, (e: Error & { nbdErrno?: number }) => e.nbdErrno !== undefined);
+    await assert.rejects(volumeOf(p.a).write(Buffer.alloc(4096, 23), 0, false));
+    assert.equal(p.a.res.status().suspended, null);
+    // Nothing was acknowledged here: the data generation stays, so the node that takes
+    // over (a new generation of its own) resyncs this one without a split brain.
+    assert.equal(volumeOf(p.a).meta?.uuids().current, generation);
+  } finally {
+    p.b.data.release();
+    await p.cleanup();
+  }
+});
+
+test('fencing that ends in resume-io starts the new data generation only then', async () => {
+  const p = await syncedPair('C', '', 'disk { fencing resource-only; } handlers { fence-peer "exit 6"; }');
+  try {
+    const generation = volumeOf(p.a).meta?.uuids().current;
+    p.proxy.cut();
+    await waitFor('suspended', () => p.a.res.status().suspended === 'fencing');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(volumeOf(p.a).meta?.uuids().current, generation, 'a new generation while writes are held');
+    await p.a.res.resumeIo();
+    assert.notEqual(volumeOf(p.a).meta?.uuids().current, generation);
+    assert.equal(volumeOf(p.a).meta?.uuids().bitmap, generation);
+  } finally {
+    await p.cleanup();
+  }
+});
+
 test('an ack from the previous connection never completes a write of the next one', async () => {
   const p = await syncedPair('C');
   try {

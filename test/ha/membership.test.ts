@@ -26,13 +26,13 @@ function wire(): Wire {
   };
 }
 
-function node(self: string, peer: string, clock: ManualClock) {
+function node(self: string, peer: string | readonly string[], clock: ManualClock) {
   const changes: { view: PeerView; why: string }[] = [];
   const requests: string[] = [];
   const logs: string[] = [];
   const m = new Membership({
     self,
-    peer,
+    peers: typeof peer === 'string' ? [peer] : peer,
     cluster: 'server6,server7',
     keepaliveMs: 200,
     warntimeMs: 500,
@@ -43,8 +43,8 @@ function node(self: string, peer: string, clock: ManualClock) {
     clock,
     report: () => ({ groups: [{ key: 'IPaddr::10.0.0.100', state: 'running' }], standby: false }),
     onPeerChange: (view, why) => changes.push({ view, why }),
-    onRequest: async (kind) => {
-      requests.push(kind);
+    onRequest: async (kind, _resource, from) => {
+      requests.push(typeof peer === 'string' ? kind : `${kind} from ${from}`);
       return { result: 0, message: 'done' };
     },
     log: (_level, message) => logs.push(message),
@@ -66,21 +66,21 @@ test('up when heard, late after warntime, dead after deadtime on every link', ()
   const a = node('server6', 'server7', clock);
   const b = node('server7', 'server6', clock);
   deliver(b.w, a.m);
-  assert.equal(a.m.view().state, 'up');
-  assert.deepEqual(a.m.view().groups, [{ key: 'IPaddr::10.0.0.100', state: 'running' }]);
+  assert.equal(a.m.view('server7').state, 'up');
+  assert.deepEqual(a.m.view('server7').groups, [{ key: 'IPaddr::10.0.0.100', state: 'running' }]);
   for (let t = 0; t < 10; t++) {
     clock.advance(200);
     deliver(b.w, a.m);
   }
-  assert.equal(a.m.view().state, 'up');
-  assert.equal(a.m.view().late, false);
+  assert.equal(a.m.view('server7').state, 'up');
+  assert.equal(a.m.view('server7').late, false);
   // b goes silent.
   b.w.sent.length = 0;
   clock.advance(600);
-  assert.equal(a.m.view().late, true);
+  assert.equal(a.m.view('server7').late, true);
   assert.ok(a.logs.some((l) => /late heartbeat/.test(l)));
   clock.advance(400);
-  assert.equal(a.m.view().state, 'dead');
+  assert.equal(a.m.view('server7').state, 'dead');
   assert.match(a.changes.at(-1)!.why, /silent on every link .*deadtime 1000 ms/);
 });
 
@@ -88,10 +88,10 @@ test('never heard: dead after initdead, not deadtime', () => {
   const clock = new ManualClock();
   const a = node('server6', 'server7', clock);
   clock.advance(2000);
-  assert.equal(a.m.view().state, 'init');
+  assert.equal(a.m.view('server7').state, 'init');
   assert.equal(a.m.settled(), false);
   clock.advance(1000);
-  assert.equal(a.m.view().state, 'dead');
+  assert.equal(a.m.view('server7').state, 'dead');
   assert.equal(a.m.settled(), true);
 });
 
@@ -125,6 +125,7 @@ test('forged, replayed, foreign and garbage packets are dropped and counted, nev
       type: 'heartbeat',
       groups: [{ key: 'IPaddr::10.0.0.100', state: 'released' }],
       standbyRequested: true,
+      view: [],
     },
     { index: 1, method: 'sha1', secret: 'wrong-secret' },
   );
@@ -132,7 +133,7 @@ test('forged, replayed, foreign and garbage packets are dropped and counted, nev
   // Key 3 does not exist.
   a.m.receive(
     encodePacket(
-      { ...common, seq: 2, type: 'heartbeat', groups: [], standbyRequested: true },
+      { ...common, seq: 2, type: 'heartbeat', groups: [], standbyRequested: true, view: [] },
       { index: 3, method: 'sha1', secret: 'x' },
     ),
     'test',
@@ -142,7 +143,15 @@ test('forged, replayed, foreign and garbage packets are dropped and counted, nev
   // Another cluster on the same link, with our key.
   a.m.receive(
     encodePacket(
-      { ...common, cluster: 'other', seq: 3, type: 'heartbeat', groups: [], standbyRequested: true },
+      {
+        ...common,
+        cluster: 'other',
+        seq: 3,
+        type: 'heartbeat',
+        groups: [],
+        standbyRequested: true,
+        view: [],
+      },
       keys.active,
     ),
     'test',
@@ -155,8 +164,8 @@ test('forged, replayed, foreign and garbage packets are dropped and counted, nev
   assert.equal(a.m.counters.malformed, 2);
   // None of it changed what server6 believes.
   assert.equal(a.m.counters.received, received);
-  assert.equal(a.m.view().standby, false);
-  assert.deepEqual(a.m.view().groups, [{ key: 'IPaddr::10.0.0.100', state: 'running' }]);
+  assert.equal(a.m.view('server7').standby, false);
+  assert.deepEqual(a.m.view('server7').groups, [{ key: 'IPaddr::10.0.0.100', state: 'running' }]);
 });
 
 test('a request is repeated until answered, and acted on once', async () => {
@@ -165,7 +174,7 @@ test('a request is repeated until answered, and acted on once', async () => {
   const b = node('server7', 'server6', clock);
   deliver(b.w, a.m);
   deliver(a.w, b.m);
-  const answer = a.m.request('standby');
+  const answer = a.m.request('standby', 'server7');
   // The first try is lost.
   a.w.sent.splice(0);
   clock.advance(200);
@@ -182,7 +191,7 @@ test('a request is repeated until answered, and acted on once', async () => {
 test('a request nobody answers fails after deadtime', async () => {
   const clock = new ManualClock();
   const a = node('server6', 'server7', clock);
-  const answer = a.m.request('standby');
+  const answer = a.m.request('standby', 'server7');
   clock.advance(1200);
   assert.deepEqual(await answer, { result: -1, message: 'no answer from server7 within 1000 ms' });
 });
@@ -193,7 +202,7 @@ test('a late, older heartbeat proves liveness but does not roll the reported sta
   let groupsOfB: { key: string; state: 'running' | 'released' }[] = [{ key: 'G', state: 'released' }];
   const b = new Membership({
     self: 'server7',
-    peer: 'server6',
+    peers: ['server6'],
     cluster: 'server6,server7',
     keepaliveMs: 200,
     warntimeMs: 500,
@@ -215,7 +224,7 @@ test('a late, older heartbeat proves liveness but does not roll the reported sta
   const [newer] = w.sent.splice(0);
   a.m.receive(newer!, 'test', '10.0.0.2');
   a.m.receive(older!, 'test', '10.0.0.2');
-  assert.deepEqual(a.m.view().groups, [{ key: 'G', state: 'running' }]);
+  assert.deepEqual(a.m.view('server7').groups, [{ key: 'G', state: 'running' }]);
 });
 
 test('a pause of this node itself does not declare the peer dead before its queued packets are read', () => {
@@ -223,13 +232,58 @@ test('a pause of this node itself does not declare the peer dead before its queu
   const a = node('server6', 'server7', clock);
   const b = node('server7', 'server6', clock);
   deliver(b.w, a.m);
-  assert.equal(a.m.view().state, 'up');
+  assert.equal(a.m.view('server7').state, 'up');
   // a is paused for 1.5 s: its next timer runs late; b's heartbeats wait in the socket.
   (clock as unknown as { time: number }).time += 1500;
   clock.advance(0);
-  assert.equal(a.m.view().state, 'up', 'declared dead at the first tick after a pause');
+  assert.equal(a.m.view('server7').state, 'up', 'declared dead at the first tick after a pause');
   deliver(b.w, a.m);
   clock.advance(200);
-  assert.equal(a.m.view().state, 'up');
+  assert.equal(a.m.view('server7').state, 'up');
   assert.ok(a.logs.some((l) => /paused for/.test(l)));
+});
+
+test("three nodes: heartbeats carry each one's view, and a request gets around a cut through the third", async () => {
+  const clock = new ManualClock();
+  const a = node('server6', ['server7', 'witness'], clock);
+  const b = node('server7', ['server6', 'witness'], clock);
+  const w = node('witness', ['server6', 'server7'], clock);
+  // server6 and server7 do not hear each other; both hear the witness.
+  const route = () => {
+    for (const x of a.w.sent.splice(0)) w.m.receive(x, 'test', '10.0.0.6');
+    for (const x of b.w.sent.splice(0)) w.m.receive(x, 'test', '10.0.0.7');
+    for (const x of w.w.sent.splice(0)) {
+      a.m.receive(x, 'test', '10.0.0.8');
+      b.m.receive(Buffer.from(x), 'test', '10.0.0.8');
+    }
+  };
+  for (let t = 0; t < 17; t++) {
+    route();
+    clock.advance(200);
+  }
+  route();
+  assert.equal(a.m.view('server7').state, 'dead');
+  assert.equal(a.m.view('witness').state, 'up');
+  // The witness's word, as server6 received it: it hears both.
+  assert.deepEqual(
+    a.m.view('witness').view.map((v) => [v.name, v.state]),
+    [
+      ['server6', 'up'],
+      ['server7', 'up'],
+    ],
+  );
+  assert.ok((a.m.view('witness').view[0]?.silentMs ?? 1e9) <= 200);
+  assert.ok((a.m.view('witness').heartbeatAgeMs ?? 1e9) <= 200);
+  const answer = a.m.request('outdate-peer', 'server7', 'r0', 5000);
+  route(); // server6 → witness, relayed
+  route(); // witness → server7; server7's reply → witness, relayed → server6
+  await new Promise((r) => setImmediate(r));
+  route();
+  route();
+  assert.deepEqual(await answer, { result: 0, message: 'done' });
+  assert.deepEqual(b.requests, ['outdate-peer from server6']);
+  assert.ok(w.m.counters.relayed >= 2, `relayed ${w.m.counters.relayed}`);
+  assert.deepEqual(w.requests, [], 'the witness acted on a request for another node');
+  // A relayed copy is no heartbeat of the relaying node: server7 is still dead at server6.
+  assert.equal(a.m.view('server7').state, 'dead');
 });

@@ -17,6 +17,7 @@ import {
   HaPacketError,
   type HeartbeatPacket,
   macBytesOf,
+  nodeStates,
   type PacketKey,
   packetBytesLargest,
   packetBytesMax,
@@ -87,6 +88,17 @@ const heartbeatArb: fc.Arbitrary<HeartbeatPacket> = fc.record(
     // ≤ 6 groups of ≤ 120-byte keys: always within the 1024-byte body.
     groups: fc.uniqueArray(groupReport, { selector: (g) => g.key, maxLength: 6 }),
     standbyRequested: fc.boolean(),
+    view: fc.uniqueArray(
+      fc.record(
+        {
+          name: nodeName,
+          state: fc.constantFrom(...nodeStates.all),
+          silentMs: fc.option(fc.integer({ min: 0, max: 0xfffffffe }), { nil: undefined }),
+        },
+        { noNullPrototype: true },
+      ),
+      { selector: (n) => n.name, maxLength: 2 },
+    ),
   },
   { noNullPrototype: true },
 );
@@ -155,10 +167,10 @@ for (const [name, arb] of [
 test('packets at every limit round-trip and stay within 1400 bytes', () => {
   const at = { cluster: 'c'.repeat(64), from: 'f'.repeat(64), to: 't'.repeat(64), generation: 2 ** 53 - 1 };
   const key: PacketKey = { index: 15, method: 'sha256', secret: 's' };
-  // A body of exactly 1024 bytes: count + 3 groups of (1 + 255 + 1) + flags = 773 bytes, and
-  // one more group of 1 + 249 + 1.
+  // A body of exactly 1024 bytes: count + 3 groups of (1 + 255 + 1) + flags + an empty view
+  // = 774 bytes, and one more group of 1 + 248 + 1.
   const groups: GroupReport[] = [0, 1, 2].map((i) => ({ key: `${i}`.repeat(255), state: 'failed' }));
-  groups.push({ key: 'k'.repeat(249), state: 'running' });
+  groups.push({ key: 'k'.repeat(248), state: 'running' });
   const p: HeartbeatPacket = {
     type: 'heartbeat',
     ...at,
@@ -166,6 +178,7 @@ test('packets at every limit round-trip and stay within 1400 bytes', () => {
     timeMs: 2 ** 53 - 1,
     groups,
     standbyRequested: true,
+    view: [],
   };
   const bytes = encodePacket(p, key);
   assert.equal(bytes.length, packetBytesLargest);
@@ -213,12 +226,13 @@ const golden: HeartbeatPacket = {
     { key: 'drbddisk::r0', state: 'released' },
   ],
   standbyRequested: true,
+  view: [{ name: 'bob', state: 'up', silentMs: 200 }],
 };
 
 /** The signed part of `golden`, field by field. */
 const goldenSigned = [
   '54484142', // magic "THAB"
-  '01', // version
+  '02', // version
   '01', // type heartbeat
   '0000', // flags
   '09 616c6963652c626f62', // cluster "alice,bob"
@@ -227,11 +241,13 @@ const goldenSigned = [
   '0000018bcfe56800', // generation 1700000000000
   '0000000000000007', // seq 7
   '0000018bcfe5687b', // timeMs 1700000000123
-  '0022', // body: 34 bytes
+  '002c', // body: 44 bytes
   '02', // 2 groups
   '10 4950616464723a3a31302e302e302e31 02', // "IPaddr::10.0.0.1" running
   '0c 647262646469736b3a3a7230 00', // "drbddisk::r0" released
   '01', // flags: standby requested
+  '01', // view of 1 node
+  '03 626f62 01 000000c8', // "bob" up, silent for 200 ms
 ];
 const hex = (parts: readonly string[]) => Buffer.from(parts.join('').replaceAll(' ', ''), 'hex');
 
@@ -251,7 +267,7 @@ test('golden bytes: a heartbeat signed with sha256', () => {
 });
 
 test('golden bytes: a heartbeat with crc (CRC32C of the signed bytes)', () => {
-  const expected = hex([...goldenSigned, '00', '01', '04', '090b83c8']); // key 0, crc, 4 bytes (checked with a bitwise CRC32C)
+  const expected = hex([...goldenSigned, '00', '01', '04', '05132d17']); // key 0, crc, 4 bytes (checked with a bitwise CRC32C)
   const bytes = encodePacket(golden, { index: 0, method: 'crc', secret: undefined });
   assert.equal(bytes.toString('hex'), expected.toString('hex'));
   assert.deepEqual(verifyPacket(decodePacket(expected), [{ index: 0, method: 'crc', secret: undefined }]), {
@@ -389,7 +405,8 @@ const cases: readonly Case[] = [
   },
   // Header
   { name: 'bad magic', bytes: patched(hb, 0, '54484143'), code: 'HA_BAD_MAGIC', offset: 0 },
-  { name: 'version 2', bytes: patched(hb, 4, '02'), code: 'HA_BAD_VERSION', offset: 4 },
+  { name: 'version 1 (no view)', bytes: patched(hb, 4, '01'), code: 'HA_BAD_VERSION', offset: 4 },
+  { name: 'version 3', bytes: patched(hb, 4, '03'), code: 'HA_BAD_VERSION', offset: 4 },
   { name: 'version 0', bytes: patched(hb, 4, '00'), code: 'HA_BAD_VERSION', offset: 4 },
   { name: 'unknown type 4', bytes: patched(hb, 5, '04'), code: 'HA_BAD_FIELD', offset: 5 },
   { name: 'type 0', bytes: patched(hb, 5, '00'), code: 'HA_BAD_FIELD', offset: 5 },
@@ -465,9 +482,9 @@ const cases: readonly Case[] = [
   },
   {
     name: 'body one byte short of its fields',
-    bytes: patched(hb, hbAt.bodyLength, '0021'),
+    bytes: patched(hb, hbAt.bodyLength, '002b'),
     code: 'HA_SHORT',
-    offset: hbAt.body + 33,
+    offset: hbAt.body + 40,
   },
   { name: 'a byte after the body fields', bytes: hbBodyPlusOne, code: 'HA_TOO_LONG', offset: hbAt.keyIndex },
   // Heartbeat body
@@ -485,9 +502,27 @@ const cases: readonly Case[] = [
   },
   {
     name: 'unknown heartbeat flag bit',
-    bytes: patched(hb, hbAt.keyIndex - 1, '03'),
+    bytes: patched(hb, hbAt.body + 33, '03'),
     code: 'HA_BAD_FIELD',
-    offset: hbAt.keyIndex - 1,
+    offset: hbAt.body + 33,
+  },
+  {
+    name: 'a view of 9 nodes',
+    bytes: patched(hb, hbAt.body + 34, '09'),
+    code: 'HA_TOO_LONG',
+    offset: hbAt.body + 34,
+  },
+  {
+    name: 'a view node name in capitals',
+    bytes: patched(hb, hbAt.body + 36, '42'),
+    code: 'HA_BAD_FIELD',
+    offset: hbAt.body + 36,
+  },
+  {
+    name: 'unknown view node state 3',
+    bytes: patched(hb, hbAt.body + 39, '03'),
+    code: 'HA_BAD_FIELD',
+    offset: hbAt.body + 39,
   },
   // Request and reply bodies
   { name: 'request kind 0', bytes: patched(rq, rqAt.body, '00'), code: 'HA_BAD_FIELD', offset: rqAt.body },

@@ -21,6 +21,7 @@ const input = (p: Partial<PolicyInput> = {}, groups = [g()]): PolicyInput => ({
   standby: false,
   peerStandby: false,
   autoFailback: false,
+  quorum: true,
   groups,
   ...p,
 });
@@ -32,6 +33,13 @@ const cases: [string, PolicyInput, string[]][] = [
   ['preferred node, nobody holds it: start', input(), [`start ${K}`]],
   ['other node, nobody holds it, preferred alive: wait', input({ self: 'server7' }), []],
   ['peer unknown: nothing yet', input({ peerLiveness: 'unknown' }), []],
+  ['no majority: release what runs here', input({ quorum: false }, [g({ mine: 'running' })]), [`stop ${K}`]],
+  [
+    'no majority, peer dead: start nothing',
+    input({ quorum: false, self: 'server7', peerLiveness: 'dead', peerStandby: false }),
+    [],
+  ],
+  ['no majority, preferred node, nobody holds it: start nothing', input({ quorum: false }), []],
   [
     'peer dead: take it',
     input({ self: 'server7', peerLiveness: 'dead', groups: [g({ peer: undefined })] }),
@@ -119,6 +127,7 @@ test('policy: two live nodes never both start a group, whatever they report', ()
             self,
             peerLiveness: 'up' as PeerLiveness,
             settled: true,
+            quorum: true,
             standby: sb,
             peerStandby: psb,
             autoFailback: failback,
