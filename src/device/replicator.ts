@@ -125,6 +125,9 @@ interface TlEntry {
   readonly forget: (() => void) | undefined;
 }
 
+/** askPromote's answer when the link is lost before the peer answered. */
+export const promoteLinkLost = -10;
+
 interface PeerVolume {
   readonly v: ReplicaVolume;
   /** Lost the peer as Primary while fencing held writes: a new current UUID when they resume. */
@@ -449,7 +452,7 @@ export class Replicator {
     this.tl.clear();
     for (const w of this.flushWaiters.values()) w.resolve(false);
     this.flushWaiters.clear();
-    for (const w of this.txWaiters.values()) w(-10);
+    for (const w of this.txWaiters.values()) w(promoteLinkLost);
     this.txWaiters.clear();
     this.source.reset();
     // Acks gathered for the lost connection are not sent on the next one.

@@ -11,7 +11,7 @@ import { type KernelDevice, KernelDeviceManager } from '../nbd/kernel.js';
 import { NbdServer } from '../nbd/server.js';
 import type { Logger } from '../util/log.js';
 import { replicationSettings } from './replication-settings.js';
-import { Replicator } from './replicator.js';
+import { promoteLinkLost, Replicator } from './replicator.js';
 import { decidePrimary, formatRefusal, type Refusal, type Role, refusals } from './state.js';
 import { Volume, type VolumeOpener } from './volume.js';
 
@@ -379,7 +379,7 @@ export class Resource {
       const decisions = this.volumes.map((v) => ({ v, d: decidePrimary(v.disk, force) }));
       for (const { d } of decisions) if (!d.ok) throw new StateChangeError(d.refusal);
       const rep = this.replicator;
-      const connected = rep !== undefined && rep.connState() === 'Connected';
+      let connected = rep !== undefined && rep.connState() === 'Connected';
       // A SyncTarget's disk is being overwritten by the peer: no Primary here until it is done.
       for (const v of this.volumes) {
         const r = rep?.volumeConnState(v.cfg.number);
@@ -395,7 +395,10 @@ export class Resource {
       }
       if (rep && connected) {
         const answer = await rep.askPromote();
-        if (answer < 0) throw new StateChangeError(refusals.twoPrimaries);
+        // The link died while the peer was asked (a partition: the peer went silent): no
+        // peer to agree with, promoted alone as if disconnected from the start.
+        if (answer === promoteLinkLost) connected = false;
+        else if (answer < 0) throw new StateChangeError(refusals.twoPrimaries);
       }
       for (const { v, d } of decisions) {
         if (d.ok && d.forced) await v.forcePrimary();
@@ -410,7 +413,7 @@ export class Resource {
       rep?.stateChanged();
       // `primary --force` while connected: this node's data is now the reference; the
       // handshake again makes it SyncSource (the seed's initial full sync).
-      if (connected) for (const { v, d } of decisions) if (d.ok && d.forced) rep.renegotiate(v.cfg.number);
+      if (connected) for (const { v, d } of decisions) if (d.ok && d.forced) rep?.renegotiate(v.cfg.number);
       if (this.options.kernelDevices) await this.makeKernelDevices();
     });
   }

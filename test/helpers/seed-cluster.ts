@@ -17,7 +17,7 @@ export const page = '<h1>tandem: the seed experiment</h1>\n';
 export const seedTools = ['nsenter', 'ip', 'curl', 'python3', 'nbdfuse', 'losetup', 'mkfs.ext4', 'nft'];
 
 export interface Server {
-  readonly name: 'server6' | 'server7';
+  readonly name: 'server6' | 'server7' | 'witness';
   readonly ip: string;
   readonly dir: string;
   readonly disk: string;
@@ -34,16 +34,26 @@ function must(r: { code: number; out: string; err: string }, what: string): stri
   return r.out;
 }
 
+export interface SeedOptions {
+  /** A third node, `witness` (172.25.137.8), running tandem-ha only. */
+  readonly witness?: boolean;
+  /** ha.cf's auto_failback (default on, as the seed). */
+  readonly autoFailback?: boolean;
+}
+
 export class SeedCluster {
   readonly root: string;
   readonly conf: string;
   readonly servers: readonly [Server, Server];
+  /** The witness node, when the cluster has one (tandem-ha only: no disk, no tandemd). */
+  readonly witness: Server | undefined;
   net!: TestNet;
 
-  private constructor(root: string, servers: readonly [Server, Server]) {
+  private constructor(root: string, servers: readonly [Server, Server], witness: Server | undefined) {
     this.root = root;
     this.conf = join(root, 'tandem.conf');
     this.servers = servers;
+    this.witness = witness;
   }
 
   adm(s: Server, ...args: string[]) {
@@ -170,9 +180,9 @@ export class SeedCluster {
     must(await this.adm(s6, 'secondary', 'example'), 'secondary');
   }
 
-  static async create(): Promise<SeedCluster> {
+  static async create(options: SeedOptions = {}): Promise<SeedCluster> {
     const root = mkdtempSync(join(tmpdir(), 'tandem-seed-'));
-    const make = (name: 'server6' | 'server7', ip: string): Server => {
+    const make = (name: Server['name'], ip: string): Server => {
       const dir = join(root, name);
       return {
         name,
@@ -186,8 +196,11 @@ export class SeedCluster {
       };
     };
     const servers = [make('server6', '172.25.137.6'), make('server7', '172.25.137.7')] as const;
-    const c = new SeedCluster(root, servers);
+    const witness = options.witness ? make('witness', '172.25.137.8') : undefined;
+    const c = new SeedCluster(root, servers, witness);
     const [s6, s7] = servers;
+    const all = witness ? [...servers, witness] : servers;
+    if (witness) mkdirSync(join(witness.ha, 'resource.d'), { recursive: true });
     for (const s of servers) {
       mkdirSync(join(s.ha, 'resource.d'), { recursive: true });
       mkdirSync(s.www);
@@ -212,7 +225,7 @@ ${servers
 }
 `,
     );
-    for (const s of servers) {
+    for (const s of all) {
       writeFileSync(
         join(s.ha, 'ha.cf'),
         `keepalive 200ms
@@ -220,12 +233,10 @@ warntime 600ms
 deadtime 1
 initdead 3
 udpport 694
-ucast eth0 ${s6.ip}
-ucast eth0 ${s7.ip}
-auto_failback on
-node server6
-node server7
-`,
+${all.map((n) => `ucast eth0 ${n.ip}`).join('\n')}
+auto_failback ${options.autoFailback === false ? 'off' : 'on'}
+${all.map((n) => `node ${n.name}`).join('\n')}
+${witness ? `witness ${witness.name}\n` : ''}`,
       );
       writeFileSync(join(s.ha, 'authkeys'), 'auth 1\n1 sha1 tandem-seed-secret\n', { mode: 0o600 });
       chmodSync(join(s.ha, 'authkeys'), 0o600);
@@ -255,6 +266,7 @@ esac
     c.net = await TestNet.create([
       { name: 'server6', address: `${s6.ip}/24` },
       { name: 'server7', address: `${s7.ip}/24` },
+      ...(witness ? [{ name: 'witness', address: `${witness.ip}/24` }] : []),
       { name: 'client', address: '172.25.137.250/24' },
     ]);
     return c;
