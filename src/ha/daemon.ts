@@ -5,7 +5,15 @@
 // `witness NAME`) the data nodes act only with a majority (quorum.ts), and the witness
 // itself runs no groups: it votes and relays.
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { HaConfig } from '../config/ha.js';
@@ -42,6 +50,8 @@ export interface HaStatus {
   readonly nodes: readonly PeerView[];
   readonly witness: string | null;
   readonly quorum: Quorum;
+  /** On the witness: outdated data nodes not yet told, with their resource. */
+  readonly outdatePending: Readonly<Record<string, string>>;
   readonly standby: boolean;
   readonly groups: readonly GroupStatus[];
   readonly counters: MembershipCounters;
@@ -54,6 +64,14 @@ export class HaDaemon {
   readonly peerName: string | undefined;
   readonly witness: string | undefined;
   private hadQuorum = true;
+  /**
+   * On the witness: the data nodes whose copy is old (their peer went on writing while
+   * the majority counted them dead), with the resource, kept in RUN_DIR/tandem-ha.outdated
+   * until the node itself confirms its disk Outdated.
+   */
+  private readonly outdatePending = new Map<string, string>();
+  /** When each pending outdate was last asked for (ms): one try at a time. */
+  private readonly outdateAsked = new Map<string, number>();
   private readonly groups: GroupManager;
   private readonly membership: Membership;
   private standby = false;
@@ -77,7 +95,7 @@ export class HaDaemon {
         `tandem-ha runs two nodes with disks, and optionally a witness: ha.cf names ${hacf.nodes.length} node(s) (${hacf.nodes.map((n) => n.name).join(', ')})${hacf.nodes.length === 3 ? '; name the third with `witness NAME`' : ''}`,
       );
     }
-    this.peerName = others.find((n) => n !== this.witness);
+    this.peerName = o.node === this.witness ? undefined : others.find((n) => n !== this.witness);
     if (this.witness === undefined)
       o.log(
         'info',
@@ -120,7 +138,11 @@ export class HaDaemon {
       initdeadMs: hacf.initdead.ms,
       activeKey: o.config.authkeys.active,
       keys: o.config.authkeys.keys,
-      report: () => ({ groups: this.report(), standby: this.standby }),
+      report: () => ({
+        groups: this.report(),
+        standby: this.standby,
+        outdatePending: new Set(this.outdatePending.keys()),
+      }),
       onPeerChange: (view, why) => {
         o.log(view.state === 'dead' ? 'warn' : 'info', `node ${view.name}: ${view.state} (${why})`);
         this.evaluate();
@@ -129,6 +151,52 @@ export class HaDaemon {
       log: o.log,
       generation: nextGeneration(o.runDir),
     });
+  }
+
+  private get outdatedFile(): string {
+    return join(this.o.runDir, 'tandem-ha.outdated');
+  }
+
+  private loadOutdated(): void {
+    if (!existsSync(this.outdatedFile)) return;
+    try {
+      const saved = JSON.parse(readFileSync(this.outdatedFile, 'utf8')) as unknown;
+      if (typeof saved !== 'object' || saved === null) throw new Error('not a JSON object');
+      for (const [node, res] of Object.entries(saved))
+        if (node !== this.o.node && typeof res === 'string') this.outdatePending.set(node, res);
+    } catch (e) {
+      this.o.log('error', `${this.outdatedFile}: ${(e as Error).message}; outdates held before are lost`);
+    }
+  }
+
+  private saveOutdated(): void {
+    const tmp = `${this.outdatedFile}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(Object.fromEntries(this.outdatePending))}\n`);
+    renameSync(tmp, this.outdatedFile);
+  }
+
+  /**
+   * The witness delivers the outdates it holds: to each such node that is up, once at a
+   * time, until it answers that its disk is Outdated (or that it is connected to its peer,
+   * which then resyncs it).
+   */
+  private deliverOutdates(): void {
+    for (const [node, res] of this.outdatePending) {
+      const last = this.outdateAsked.get(node);
+      const timeoutMs = 3 * this.o.config.hacf.deadtime.ms;
+      const up = this.membership.view(node).state === 'up';
+      if (!up || (last !== undefined && Date.now() - last < timeoutMs + 1000)) continue;
+      this.outdateAsked.set(node, Date.now());
+      void this.membership.request('outdate-peer', node, res, timeoutMs).then((r) => {
+        if (r.result === 0 || /\(-5\)/.test(r.message)) {
+          this.outdatePending.delete(node);
+          this.outdateAsked.delete(node);
+          this.saveOutdated();
+          this.o.log('info', `${node}: the outdate of ${res} is delivered (${r.message})`);
+          this.membership.beat();
+        } else this.o.log('warn', `${node}: outdate of ${res} not done yet: ${r.message}`);
+      });
+    }
   }
 
   private report(): GroupReport[] {
@@ -157,6 +225,7 @@ export class HaDaemon {
     // What a previous life of this daemon left running is ours until stopped: report it
     // as held, not as released, or the peer would start it too.
     await this.groups.probe();
+    if (this.peerName === undefined) this.loadOutdated();
     this.membership.start(transport);
     await this.listen();
     // Re-evaluate now and then: initdead passing is a change nobody reports.
@@ -201,6 +270,7 @@ export class HaDaemon {
       nodes: this.membership.views(),
       witness: this.witness ?? null,
       quorum: quorumOf(this.quorumInput()),
+      outdatePending: Object.fromEntries(this.outdatePending),
       standby: this.standby,
       groups: this.groups.status(),
       counters: this.membership.counters,
@@ -220,7 +290,10 @@ export class HaDaemon {
       try {
         do {
           this.again = false;
-          if (this.peerName === undefined) break;
+          if (this.peerName === undefined) {
+            this.deliverOutdates();
+            break;
+          }
           const peer = this.membership.view(this.peerName);
           const qi = this.quorumInput();
           const quorum = quorumOf(qi);
@@ -230,8 +303,12 @@ export class HaDaemon {
           }
           // With a witness a silent peer is dead only by the majority's word; until then
           // it may be alive and serving (a cut between the two data nodes alone).
+          // A node the witness holds an outdate for has an old copy: it takes nothing over.
+          const outdated =
+            this.witness !== undefined &&
+            this.membership.view(this.witness).view.some((v) => v.name === this.o.node && v.outdatePending);
           const liveness: PeerLiveness =
-            peer.state === 'up' ? 'up' : deadByMajority(qi, this.peerName) ? 'dead' : 'unknown';
+            peer.state === 'up' ? 'up' : !outdated && deadByMajority(qi, this.peerName) ? 'dead' : 'unknown';
           const actions = decideGroups({
             quorum: quorum.has,
             self: this.o.node,
@@ -301,8 +378,27 @@ export class HaDaemon {
     resource: string,
     from: string,
   ): Promise<{ result: number; message: string }> {
-    if (this.peerName === undefined || from !== this.peerName) {
-      // The witness has no disk and no groups; a data node takes orders from its peer only.
+    if (this.peerName === undefined) {
+      if (kind === 'outdate-peer') {
+        // A data node goes on writing while the majority counts its peer dead: the peer's
+        // copy is old from now on. Held here until that node says its disk is Outdated.
+        const other = this.o.config.hacf.nodes
+          .map((n) => n.name)
+          .find((n) => n !== from && n !== this.o.node);
+        if (other === undefined) return { result: -3, message: 'no other data node' };
+        // Held whether or not this node still hears it: a node it hears learns it at once
+        // (connected to its peer, it is resynced instead); one it does not, when it returns.
+        this.outdatePending.set(other, resource);
+        this.saveOutdated();
+        this.o.log('warn', `${other}: ${from} writes ${resource || 'all'} without it; its copy is outdated`);
+        this.membership.beat();
+        return { result: 0, message: `the witness holds ${other} outdated until it returns` };
+      }
+      return { result: -3, message: `the witness does not take ${kind} requests` };
+    }
+    const fromWitness = from === this.witness && kind === 'outdate-peer';
+    if (from !== this.peerName && !fromWitness) {
+      // A data node takes orders from its peer, and outdates from the witness.
       return { result: -3, message: `${this.o.node} does not take ${kind} requests from ${from}` };
     }
     if (kind === 'outdate-peer') {
@@ -423,13 +519,20 @@ export class HaDaemon {
         // believes it is connected (outdate is refused then).
         if (this.peerName === undefined) return { id, ok: false, error: 'the witness has no disk to fence' };
         const peer = this.peerName;
+        const resource = typeof req.resource === 'string' ? req.resource : '';
         const r = await this.membership.request(
           'outdate-peer',
           peer,
-          typeof req.resource === 'string' ? req.resource : '',
+          resource,
           Math.max(15_000, this.o.config.hacf.deadtime.ms),
           () => this.fenceVerdict(peer),
         );
+        if (r.result === -1 && this.witness !== undefined && deadByMajority(this.quorumInput(), peer)) {
+          // The peer is dead by the majority: the witness keeps it outdated until it
+          // returns, so it never takes over with the copy this node now writes past.
+          const w = await this.membership.request('outdate-peer', this.witness, resource);
+          return { id, ok: true, result: w.result === 0 ? w : r };
+        }
         return { id, ok: true, result: r };
       }
       case 'takeover': {

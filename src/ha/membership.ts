@@ -71,8 +71,12 @@ export interface MembershipOptions {
   readonly activeKey: AuthKey;
   readonly keys: readonly AuthKey[];
   readonly clock?: LinkClock;
-  /** What this node reports in each heartbeat. */
-  readonly report: () => { groups: readonly GroupReport[]; standby: boolean };
+  /** What this node reports in each heartbeat (`outdatePending`: the witness's outdates it holds). */
+  readonly report: () => {
+    groups: readonly GroupReport[];
+    standby: boolean;
+    outdatePending?: ReadonlySet<string>;
+  };
   readonly onPeerChange: (view: PeerView, why: string) => void;
   /** Answers a peer's request: 0 done, negative refused, with a message. */
   readonly onRequest: (
@@ -237,6 +241,7 @@ export class Membership {
       name: t.name,
       state: t.state,
       silentMs: t.lastHeardMs === undefined ? undefined : Math.round(now - t.lastHeardMs),
+      outdatePending: r.outdatePending?.has(t.name) ?? false,
     }));
     this.send('', { type: 'heartbeat', groups: r.groups, standbyRequested: r.standby, view });
   }

@@ -28,7 +28,8 @@
 //              2 running 3 stopping 4 failed 5 start-failed (released after a failed
 //              start)}, then u8 flags (bit 0: standby requested), then the sender's
 //              view of the other nodes: u8 count ≤ 8, per node {str name 1..64, u8 state
-//              0 init 1 up 2 dead, u32 silentMs (ms since heard; 0xffffffff never)}
+//              0 init 1 up 2 dead, u8 flags (bit 0: outdate pending — the witness holds
+//              an outdate for it), u32 silentMs (ms since heard; 0xffffffff never)}
 //   request    u8 kind (1 standby, 2 takeover, 3 outdate-peer, 4 release-groups),
 //              u32 requestId, str resource 0..255 (empty: not about one resource)
 //   reply      u32 requestId, i32 result, str message 0..200
@@ -113,7 +114,17 @@ export interface NodeReport {
   readonly state: NodeState;
   /** ms since the sender last heard it; undefined: never. */
   readonly silentMs: number | undefined;
+  /**
+   * The witness holds an outdate for this node: its peer went on writing without it, so
+   * its copy is old and it must not take over until it has marked its disk Outdated.
+   */
+  readonly outdatePending: boolean;
 }
+
+export const viewFlagBits = {
+  outdatePending: 1 << 0,
+} as const;
+const knownViewFlags = maskOf(viewFlagBits);
 
 export const requestKinds = wireCodes({
   standby: 1,
@@ -364,8 +375,22 @@ function readHeartbeat(r: PacketReader): Pick<HeartbeatPacket, 'groups' | 'stand
     if (names.has(name)) throw r.fail('HA_BAD_FIELD', `view ${i} name`, 'reported twice', at);
     names.add(name);
     const state = r.code(`view ${i} state`, nodeStates.names);
+    const flagsAt = r.position;
+    const flags = r.u8(`view ${i} flags`);
+    if ((flags & ~knownViewFlags) !== 0)
+      throw r.fail(
+        'HA_BAD_FIELD',
+        `view ${i} flags`,
+        `unknown bits 0x${(flags & ~knownViewFlags).toString(16)}`,
+        flagsAt,
+      );
     const silent = r.u32(`view ${i} silentMs`);
-    view.push({ name, state, silentMs: silent === silenceNever ? undefined : silent });
+    view.push({
+      name,
+      state,
+      silentMs: silent === silenceNever ? undefined : silent,
+      outdatePending: (flags & viewFlagBits.outdatePending) !== 0,
+    });
   }
   return { groups, standbyRequested: (flags & heartbeatFlagBits.standbyRequested) !== 0, view };
 }
@@ -498,7 +523,7 @@ function bodyBytes(p: HaPacket): number {
         p.groups.reduce((sum, g) => sum + strBytes(g.key) + 1, 0) +
         1 +
         1 +
-        p.view.reduce((sum, n) => sum + strBytes(n.name) + 1 + 4, 0)
+        p.view.reduce((sum, n) => sum + strBytes(n.name) + 1 + 1 + 4, 0)
       );
     case 'request':
       return 1 + 4 + strBytes(p.resource);
@@ -543,7 +568,7 @@ function checkBody(p: HaPacket, at: number): void {
           throw new HaPacketError('HA_BAD_FIELD', `packet view ${i} name: reported twice`, pos);
         names.add(n.name);
         assert.ok(n.silentMs === undefined || (Number.isInteger(n.silentMs) && n.silentMs >= 0), 'silentMs');
-        pos += strBytes(n.name) + 1 + 4;
+        pos += strBytes(n.name) + 1 + 1 + 4;
       }
       return;
     }
@@ -572,6 +597,7 @@ function writeBody(p: HaPacket, w: WireWriter): void {
       for (const n of p.view) {
         w.str(n.name);
         w.u8(nodeStates.numbers[n.state]);
+        w.u8(n.outdatePending ? viewFlagBits.outdatePending : 0);
         w.u32(n.silentMs === undefined ? silenceNever : Math.min(n.silentMs, silenceNever - 1));
       }
       return;

@@ -94,6 +94,7 @@ const heartbeatArb: fc.Arbitrary<HeartbeatPacket> = fc.record(
           name: nodeName,
           state: fc.constantFrom(...nodeStates.all),
           silentMs: fc.option(fc.integer({ min: 0, max: 0xfffffffe }), { nil: undefined }),
+          outdatePending: fc.boolean(),
         },
         { noNullPrototype: true },
       ),
@@ -226,7 +227,7 @@ const golden: HeartbeatPacket = {
     { key: 'drbddisk::r0', state: 'released' },
   ],
   standbyRequested: true,
-  view: [{ name: 'bob', state: 'up', silentMs: 200 }],
+  view: [{ name: 'bob', state: 'up', silentMs: 200, outdatePending: true }],
 };
 
 /** The signed part of `golden`, field by field. */
@@ -241,13 +242,13 @@ const goldenSigned = [
   '0000018bcfe56800', // generation 1700000000000
   '0000000000000007', // seq 7
   '0000018bcfe5687b', // timeMs 1700000000123
-  '002c', // body: 44 bytes
+  '002d', // body: 45 bytes
   '02', // 2 groups
   '10 4950616464723a3a31302e302e302e31 02', // "IPaddr::10.0.0.1" running
   '0c 647262646469736b3a3a7230 00', // "drbddisk::r0" released
   '01', // flags: standby requested
   '01', // view of 1 node
-  '03 626f62 01 000000c8', // "bob" up, silent for 200 ms
+  '03 626f62 01 01 000000c8', // "bob" up, outdate pending, silent for 200 ms
 ];
 const hex = (parts: readonly string[]) => Buffer.from(parts.join('').replaceAll(' ', ''), 'hex');
 
@@ -267,7 +268,7 @@ test('golden bytes: a heartbeat signed with sha256', () => {
 });
 
 test('golden bytes: a heartbeat with crc (CRC32C of the signed bytes)', () => {
-  const expected = hex([...goldenSigned, '00', '01', '04', '05132d17']); // key 0, crc, 4 bytes (checked with a bitwise CRC32C)
+  const expected = hex([...goldenSigned, '00', '01', '04', '3e796cf4']); // key 0, crc, 4 bytes (checked with a bitwise CRC32C)
   const bytes = encodePacket(golden, { index: 0, method: 'crc', secret: undefined });
   assert.equal(bytes.toString('hex'), expected.toString('hex'));
   assert.deepEqual(verifyPacket(decodePacket(expected), [{ index: 0, method: 'crc', secret: undefined }]), {
@@ -482,9 +483,9 @@ const cases: readonly Case[] = [
   },
   {
     name: 'body one byte short of its fields',
-    bytes: patched(hb, hbAt.bodyLength, '002b'),
+    bytes: patched(hb, hbAt.bodyLength, '002c'),
     code: 'HA_SHORT',
-    offset: hbAt.body + 40,
+    offset: hbAt.body + 41,
   },
   { name: 'a byte after the body fields', bytes: hbBodyPlusOne, code: 'HA_TOO_LONG', offset: hbAt.keyIndex },
   // Heartbeat body
@@ -523,6 +524,12 @@ const cases: readonly Case[] = [
     bytes: patched(hb, hbAt.body + 39, '03'),
     code: 'HA_BAD_FIELD',
     offset: hbAt.body + 39,
+  },
+  {
+    name: 'unknown view flag bit',
+    bytes: patched(hb, hbAt.body + 40, '03'),
+    code: 'HA_BAD_FIELD',
+    offset: hbAt.body + 40,
   },
   // Request and reply bodies
   { name: 'request kind 0', bytes: patched(rq, rqAt.body, '00'), code: 'HA_BAD_FIELD', offset: rqAt.body },

@@ -26,8 +26,13 @@ function peer(name: string, p: Partial<PeerView> = {}): PeerView {
     ...p,
   };
 }
-const up = (name: string, silentMs = 100): NodeReport => ({ name, state: 'up', silentMs });
-const dead = (name: string): NodeReport => ({ name, state: 'dead', silentMs: 1500 });
+const up = (name: string, silentMs = 100): NodeReport => ({
+  name,
+  state: 'up',
+  silentMs,
+  outdatePending: false,
+});
+const dead = (name: string): NodeReport => ({ name, state: 'dead', silentMs: 1500, outdatePending: false });
 
 const input = (self: string, peers: PeerView[], witness: string | null = 'w'): QuorumInput => ({
   self,

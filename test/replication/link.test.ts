@@ -13,18 +13,10 @@ import {
   type PeerLinkOptions,
 } from '../../src/replication/link.js';
 import { FrameDecoder } from '../../src/replication/stream.js';
+import { freePort } from '../helpers/cluster.js';
 
 const host = '127.0.0.1';
 const deadlineMs = 5_000;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const address = server.address();
-  assert.ok(typeof address === 'object' && address !== null);
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return address.port;
-}
 
 async function waitFor(what: string, cond: () => boolean): Promise<void> {
   const until = Date.now() + deadlineMs;

@@ -76,6 +76,7 @@ describe('the seed cluster with a witness: a partition never lets two nodes serv
       quorum: { has: boolean };
       nodes: { name: string; state: string }[];
       groups: unknown[];
+      peer: unknown;
     };
     assert.equal(st.quorum.has, true);
     assert.deepEqual(
@@ -86,6 +87,7 @@ describe('the seed cluster with a witness: a partition never lets two nodes serv
       ],
     );
     assert.deepEqual(st.groups, [], 'the witness runs no groups');
+    assert.equal(st.peer, null, 'the witness took a data node for its peer');
     assert.equal(ok(await ha(s6, 'listnodes'), 'listnodes'), 'server6\nserver7\nwitness\n');
   });
 
@@ -177,5 +179,57 @@ describe('the seed cluster with a witness: a partition never lets two nodes serv
       await sleep(100);
     }
     assert.equal((await c.fetch()).out, page);
+  });
+
+  test('server6 dies, server7 writes alone, then dies: server6 returns outdated (the witness told it) and does not take over', async (t) => {
+    const [s6, s7] = servers;
+    const w = c.witness!;
+    await c.kill(s6);
+    // server7's fence-peer handler: server6 is dead by the majority, so the witness holds
+    // it outdated and server7's writes go on.
+    for (let i = 0; ; i++) {
+      const st = JSON.parse(ok(await ha(w, 'status', '--json'), 'status')) as {
+        outdatePending: Record<string, string>;
+      };
+      if (st.outdatePending['server6'] === 'example') break;
+      if (i >= 100) {
+        const rs = (await adm(s7, 'status', '--json', 'example')).out;
+        const hs = (await ha(s7, 'status', '--json')).out;
+        assert.fail(`the witness holds no outdate for server6\n${rs}\n${hs}\n${log(s7)}`);
+      }
+      await sleep(100);
+    }
+    for (let i = 0; ; i++) {
+      const st = JSON.parse(ok(await adm(s7, 'status', '--json', 'example'), 'status')).resources[0];
+      if (st.suspended === null) break;
+      assert.ok(i < 100, `writes stay held on server7: ${st.suspended}`);
+      await sleep(100);
+    }
+    // server7 writes what server6 never gets.
+    const acks = join(c.root, 'acks7.log');
+    writeFileSync(acks, '');
+    c.net.spawn('server7', 'python3', [join(c.root, 'writer.py'), join(s7.www, 'w7'), acks]);
+    for (let i = 0; readFileSync(acks, 'utf8').split('\n').filter(Boolean).length < 10; i++) {
+      assert.ok(i < 100, 'the writer on server7 got no acknowledgements');
+      await sleep(100);
+    }
+    await c.kill(s7);
+    // server6 comes back alone with the witness: the witness tells it first.
+    await c.revive(s6);
+    for (let i = 0; ; i++) {
+      const d = (await adm(s6, 'dstate', 'example')).out;
+      if (d.startsWith('Outdated/')) break;
+      assert.ok(i < 150, `server6 was not outdated: ${d}\n${log(s6)}`);
+      await sleep(100);
+    }
+    const st = JSON.parse(ok(await ha(w, 'status', '--json'), 'status')) as {
+      outdatePending: Record<string, string>;
+    };
+    assert.deepEqual(st.outdatePending, {}, 'the witness still holds the outdate it delivered');
+    // server7 is dead by the majority, but an Outdated disk takes nothing over.
+    await sleep(3000);
+    assert.match(ok(await adm(s6, 'role', 'example'), 'role'), /^Secondary\//);
+    assert.notEqual((await c.fetch()).out, page, 'server6 served its outdated copy');
+    t.diagnostic('server6 stayed Secondary with an Outdated disk: no acknowledged write of server7 was lost');
   });
 });
