@@ -129,6 +129,9 @@ async function runDaemon(opts: GlobalOptions, _args: readonly string[], io: Io):
     tandemadm,
     log: (lvl, message) => logger.log(lvl, message),
     ...(process.env['TANDEM_HA_INIT_DIR'] ? { initDir: process.env['TANDEM_HA_INIT_DIR'] } : {}),
+    ...(process.env['TANDEM_HA_REBOOT_COMMAND']
+      ? { rebootCommand: process.env['TANDEM_HA_REBOOT_COMMAND'].split(' ').filter(Boolean) }
+      : {}),
     ...(process.env['TANDEM_HA_DISK_WAIT']
       ? { diskWaitSeconds: Number(process.env['TANDEM_HA_DISK_WAIT']) }
       : {}),
@@ -147,12 +150,26 @@ async function runDaemon(opts: GlobalOptions, _args: readonly string[], io: Io):
       : `started for node ${opts.node}, peer ${daemon.peerName}${daemon.witness ? `, witness ${daemon.witness}` : ''}`,
   );
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = (sig: string): void => {
+      if (stopping) return;
+      stopping = true;
       logger.log('info', `${sig}: releasing this node's groups`);
-      void daemon.stop().then(resolve, resolve);
+      void daemon.stop().then(
+        (done) => {
+          stopping = false;
+          if (done) resolve();
+          else
+            logger.log(
+              'error',
+              'a group could not be stopped: tandem-ha keeps running (the peer must not take it); fix it and signal again',
+            );
+        },
+        () => resolve(),
+      );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   return exitOk;
 }

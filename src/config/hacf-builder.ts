@@ -26,6 +26,7 @@ export interface Builder {
   readonly links: HaLink[];
   autoFailback: AutoFailback | undefined;
   witness: HaNode | undefined;
+  onStopFailure: 'hold' | 'reboot';
   logfile: string | undefined;
   debugfile: string | undefined;
   readonly kept: KeptDirective[];
@@ -84,6 +85,7 @@ export function newBuilder(file: string): Builder {
     links: [],
     autoFailback: undefined,
     witness: undefined,
+    onStopFailure: 'hold',
     logfile: undefined,
     debugfile: undefined,
     kept: [],

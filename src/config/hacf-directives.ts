@@ -247,6 +247,29 @@ export const actedDirectives: readonly (readonly [string, DirectiveSpec])[] = [
       },
     },
   ],
+  [
+    'on_stop_failure',
+    {
+      min: 1,
+      max: 1,
+      expects: 'hold or reboot (a tandem extension)',
+      split: 'list',
+      acted: true,
+      apply: (b, d) => {
+        noteSet(b, d);
+        const w = arg(d, 0);
+        const v = w.text.toLowerCase();
+        if (v !== 'hold' && v !== 'reboot') {
+          throw new ConfigError(
+            'CONFIG_VALUE',
+            `expected hold or reboot for on_stop_failure, found ${quote(w.text)}`,
+            w.pos,
+          );
+        }
+        b.onStopFailure = v;
+      },
+    },
+  ],
   ['crm', { min: 1, max: 1, expects: 'no', split: 'list', acted: true, apply: setCrm }],
   ['pacemaker', { min: 1, max: 1, expects: 'no', split: 'list', acted: true, apply: setCrm }],
   ['autojoin', { min: 1, max: 1, expects: 'none', split: 'list', acted: true, apply: setAutojoin }],

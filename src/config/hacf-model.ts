@@ -86,6 +86,13 @@ export interface HaCf {
    * groups, a third vote so that a node takes over only with a majority.
    */
   readonly witness: HaNode | undefined;
+  /**
+   * tandem's extension `on_stop_failure hold|reboot`: what a group that cannot be
+   * stopped does. `hold` (default): it stays held here, `failed`, and the peer never
+   * starts it while this node lives. `reboot`: this node reboots at once (Heartbeat's
+   * behaviour), so the peer sees it dead and takes the group.
+   */
+  readonly onStopFailure: 'hold' | 'reboot';
   readonly logfile: string | undefined;
   readonly debugfile: string | undefined;
   /** ping, ping_group, respawn, use_logd, logfacility, debug, … in file order. */

@@ -105,6 +105,7 @@ function finish(b: Builder): HaCf {
     links: b.links,
     autoFailback,
     witness,
+    onStopFailure: b.onStopFailure,
     logfile: b.logfile,
     debugfile: b.debugfile,
     notImplemented: b.kept,

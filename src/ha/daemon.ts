@@ -40,6 +40,8 @@ export interface HaDaemonOptions {
   readonly initDir?: string;
   /** How long drbddisk/tandemdisk waits for an UpToDate disk when promoting (default 10 s). */
   readonly diskWaitSeconds?: number;
+  /** argv that reboots this node, for `on_stop_failure reboot` (default `reboot -f`). */
+  readonly rebootCommand?: readonly string[];
 }
 
 export interface HaStatus {
@@ -236,13 +238,25 @@ export class HaDaemon {
   }
 
   /** Stops the groups this node runs (right to left), then membership. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the groups held here, last first, then membership. False when a group could
+   * not be stopped: tandem-ha then goes on heartbeating (reporting it `failed`, so the
+   * peer does not start it) instead of going silent with it held — or, with
+   * `on_stop_failure reboot`, reboots the node.
+   */
+  async stop(): Promise<boolean> {
     this.stopped = true;
     // An action under way (a group starting) finishes first; then everything held here
     // is stopped, last group first.
     await this.evaluation;
     for (const g of [...this.groups.status()].reverse())
       if (g.state !== 'released') await this.groups.stop(g.key);
+    const failed = this.groups.status().filter((g) => g.state === 'failed');
+    if (failed.length > 0 && this.membership.started) {
+      for (const g of failed) await this.stopFailed(g.key, g.reason ?? 'stop failed');
+      this.membership.beat();
+      return false;
+    }
     await this.membership.stop();
     const server = this.server;
     if (server) {
@@ -251,6 +265,7 @@ export class HaDaemon {
       if (existsSync(this.socketPath)) unlinkSync(this.socketPath);
     }
     this.releasePid?.();
+    return true;
   }
 
   private quorumInput(): QuorumInput {
@@ -341,6 +356,8 @@ export class HaDaemon {
               if (a.why === lostQuorum) await this.failDisks(a.key);
               await this.groups.stop(a.key);
             }
+            const after = this.groups.status().find((g) => g.key === a.key);
+            if (after?.state === 'failed') await this.stopFailed(a.key, after.reason ?? 'stop failed');
             this.membership.beat();
             this.again = true;
           }
@@ -351,6 +368,25 @@ export class HaDaemon {
         this.evaluating = false;
       }
     })();
+  }
+
+  /**
+   * A group that cannot be stopped stays held here (`on_stop_failure hold`, the default:
+   * the peer never starts it while this node lives), or this node reboots at once
+   * (`on_stop_failure reboot`, Heartbeat's way), so that the peer sees it dead and takes it.
+   */
+  private async stopFailed(key: string, reason: string): Promise<void> {
+    if (this.o.config.hacf.onStopFailure !== 'reboot') {
+      this.o.log('error', `group ${key} cannot be stopped (${reason}): held here, on_stop_failure hold`);
+      return;
+    }
+    const argv = this.o.rebootCommand ?? ['reboot', '-f'];
+    this.o.log(
+      'error',
+      `group ${key} cannot be stopped (${reason}): on_stop_failure reboot: ${argv.join(' ')}`,
+    );
+    const r = await spawnRun(argv[0]!, argv.slice(1), { timeoutMs: 30_000 });
+    if (r.code !== 0) this.o.log('error', `reboot failed (exit ${r.code}): ${(r.err || r.out).trim()}`);
   }
 
   /**

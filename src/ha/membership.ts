@@ -170,6 +170,11 @@ export class Membership {
     }
   }
 
+  /** Heartbeats are being sent (start() was called, stop() not yet). */
+  get started(): boolean {
+    return this.transport !== undefined;
+  }
+
   /** Starts sending heartbeats on `transport` (whose received packets go to receive()). */
   start(transport: HeartbeatTransport): void {
     this.transport = transport;

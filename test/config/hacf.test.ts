@@ -57,6 +57,8 @@ describe('ha.cf: the seed story', () => {
     assert.equal(config.witness?.name, 'quorum1');
     assert.deepEqual(config.witness?.pos, { file, line: 2, col: 9 });
     assert.equal(parse(`node a b${rest}`).config.witness, undefined);
+    assert.equal(parse(`node a b${rest}`).config.onStopFailure, 'hold');
+    assert.equal(parse(`on_stop_failure Reboot${rest}`).config.onStopFailure, 'reboot');
   });
 
   it('finds this node, case-insensitively as Heartbeat does', async () => {
@@ -234,6 +236,7 @@ describe('ha.cf: refusals name the code and line:col', () => {
     ['witness not a node', 'node a b c\nwitness d\nbcast eth0\n', 'CONFIG_SEMANTIC', 2, 9],
     ['witness of two nodes', 'node a b\nwitness b\nbcast eth0\n', 'CONFIG_SEMANTIC', 2, 9],
     ['witness without a name', `witness${rest}`, 'CONFIG_SYNTAX', 1, 8],
+    ['on_stop_failure maybe', `on_stop_failure maybe${rest}`, 'CONFIG_VALUE', 1, 17],
     ['no node directive', 'bcast eth0\n', 'CONFIG_SEMANTIC', 1, 1],
     ['no link', 'node alpha\n', 'CONFIG_SEMANTIC', 1, 1],
     ['only a serial link', 'node alpha\nserial /dev/ttyS0\n', 'CONFIG_SEMANTIC', 1, 1],

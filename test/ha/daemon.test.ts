@@ -3,7 +3,7 @@
 // stopping, and a second daemon on the same run dir is refused without touching the
 // first one's socket.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,5 +85,70 @@ test('the control socket answers status, refuses garbage and keeps running; one 
   } finally {
     await d.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A one-node run of the daemon (its peer never answers) with one group of one script. */
+async function stubbornDaemon(onStopFailure: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-ha-'));
+  const port = await freePort();
+  mkdirSync(join(dir, 'resource.d'));
+  // Starts and reports running; its stop fails while the file `stubborn` exists.
+  writeFileSync(join(dir, 'stubborn'), '');
+  writeFileSync(
+    join(dir, 'resource.d', 'stubborn'),
+    `#!/bin/sh\ncase "$1" in\n  start) touch ${dir}/running ;;\n  stop) [ -f ${dir}/stubborn ] && exit 1; rm -f ${dir}/running ;;\n  status) [ -f ${dir}/running ] && echo running || echo stopped ;;\nesac\n`,
+    { mode: 0o755 },
+  );
+  const hacfText = `keepalive 100ms\ndeadtime 1\ninitdead 1\nudpport ${port}\nucast lo 127.0.0.2\nnode alpha\nnode bravo\n${onStopFailure}`;
+  const config: HaConfig = {
+    dir,
+    hacf: parseHaCf(hacfText, 'ha.cf').config,
+    authkeys: parseAuthkeys('auth 1\n1 sha256 s3cret\n', 'authkeys').config,
+    resources: parseHaResources('alpha stubborn\n', 'haresources').config,
+  };
+  const logs: string[] = [];
+  const d = new HaDaemon({
+    config,
+    node: 'alpha',
+    runDir: dir,
+    tandemadm: ['true'],
+    log: (_l, m) => logs.push(m),
+    rebootCommand: ['sh', '-c', `echo rebooted > ${dir}/rebooted`],
+  });
+  await d.start();
+  // The peer is never heard: after initdead the group starts here, its preferred node.
+  for (let i = 0; d.status().groups[0]?.state !== 'running'; i++) {
+    assert.ok(i < 100, `the group did not start: ${d.status().groups[0]?.state}\n${logs.join('\n')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const cleanup = async () => {
+    rmSync(join(dir, 'stubborn'), { force: true });
+    assert.equal(await d.stop(), true);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { d, dir, logs, cleanup };
+}
+
+test('a group that cannot be stopped at shutdown: held (on_stop_failure hold), tandem-ha keeps heartbeating', async () => {
+  const { d, dir, logs, cleanup } = await stubbornDaemon('');
+  try {
+    assert.equal(await d.stop(), false, 'tandem-ha went silent with a group held');
+    assert.equal(d.status().groups[0]?.state, 'failed');
+    assert.equal(existsSync(join(dir, 'rebooted')), false, 'rebooted without being told to');
+    assert.ok(logs.some((l) => /cannot be stopped .*held here, on_stop_failure hold/.test(l)));
+  } finally {
+    await cleanup();
+  }
+});
+
+test('a group that cannot be stopped: on_stop_failure reboot reboots the node', async () => {
+  const { d, dir, logs, cleanup } = await stubbornDaemon('on_stop_failure reboot\n');
+  try {
+    assert.equal(await d.stop(), false);
+    assert.equal(readFileSync(join(dir, 'rebooted'), 'utf8'), 'rebooted\n');
+    assert.ok(logs.some((l) => /on_stop_failure reboot: sh -c/.test(l)));
+  } finally {
+    await cleanup();
   }
 });
