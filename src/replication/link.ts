@@ -619,6 +619,9 @@ export class PeerLink {
     }
     if (!wasActive) {
       this.log(`${failure.state}: ${failure.reason.message}`);
+      // Our own attempt failed before it became the connection (a peer silent after the
+      // TCP connect: a partition during the handshake): dial again, or no node ever would.
+      if (conn.outbound) this.scheduleDial();
       return;
     }
     this.setState(failure.state, failure.reason);

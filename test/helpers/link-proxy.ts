@@ -1,6 +1,7 @@
 // A TCP proxy between two nodes that a test controls: it can hold one direction
 // (bytes are kept, in order, until release), cut every connection (a reset), or drop
-// everything silently (a partition: nothing is forwarded, nothing is closed).
+// everything silently (a partition: nothing is forwarded, nothing is closed), or add
+// latency (every chunk forwarded `ms` later, in order).
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 
 export type Direction = 'forward' | 'backward';
@@ -17,6 +18,9 @@ export class LinkProxy {
   private readonly held: Record<Direction, boolean> = { forward: false, backward: false };
   private readonly queued: Record<Direction, { pair: Pair; chunk: Buffer }[]> = { forward: [], backward: [] };
   private silent = false;
+  private delayMs = 0;
+  /** When the last delayed chunk of each direction goes out: later chunks never overtake it. */
+  private readonly lastDue: Record<Direction, number> = { forward: 0, backward: 0 };
   /** Bytes forwarded in each direction. */
   readonly bytes: Record<Direction, number> = { forward: 0, backward: 0 };
 
@@ -58,8 +62,24 @@ export class LinkProxy {
       this.queued[dir].push({ pair, chunk });
       return;
     }
+    const out = dir === 'forward' ? pair.upstream : pair.client;
+    const now = Date.now();
+    const due = Math.max(now + this.delayMs, this.lastDue[dir]);
+    if (due > now) {
+      this.lastDue[dir] = due;
+      setTimeout(() => {
+        this.bytes[dir] += chunk.length;
+        if (!out.destroyed) out.write(chunk);
+      }, due - now);
+      return;
+    }
     this.bytes[dir] += chunk.length;
-    (dir === 'forward' ? pair.upstream : pair.client).write(chunk);
+    out.write(chunk);
+  }
+
+  /** Every chunk from now on is forwarded `ms` later (0: at once, after what is delayed). */
+  delay(ms: number): void {
+    this.delayMs = ms;
   }
 
   /** Keeps bytes of one direction (forward: client → target) until release(). */

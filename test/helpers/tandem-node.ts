@@ -170,6 +170,12 @@ export class TandemNode {
     }
   }
 
+  /** tandemd exited though nobody stopped it (stop() forgets the process it stops). */
+  get crashed(): boolean {
+    const d = this.daemon;
+    return d !== undefined && (d.exitCode !== null || d.signalCode !== null);
+  }
+
   get pid(): number | undefined {
     return this.daemon?.pid;
   }

@@ -96,6 +96,33 @@ test('two links reach Connected on both sides and carry frames; stop() closes ev
   await noTcpHandles();
 });
 
+test('a dial whose handshake times out (a peer silent after the TCP connect) is tried again', async () => {
+  // The peer's port accepts and then says nothing, as across a partition that began
+  // after the SYN got through.
+  const accepted: Socket[] = [];
+  const silent = createServer((sock) => {
+    accepted.push(sock);
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => silent.listen(0, host, resolve));
+  const address = silent.address();
+  assert.ok(typeof address === 'object' && address !== null);
+  const lone = new PeerLink({
+    resource: 'r0',
+    nodeName: 'alpha',
+    peerName: 'beta',
+    listen: { host, port: await freePort() },
+    peer: { host, port: address.port },
+    connectIntMs: 50,
+    handshakeTimeoutMs: 100,
+  });
+  await lone.start();
+  await waitFor('a third dial', () => accepted.length >= 3);
+  await lone.stop();
+  for (const sock of accepted) sock.destroy();
+  await new Promise<void>((resolve) => silent.close(() => resolve()));
+});
+
 test('send() before Connected returns false', async () => {
   const port = await freePort();
   const lone = new PeerLink({

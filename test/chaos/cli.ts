@@ -1,0 +1,48 @@
+// `npm run chaos -- [--seeds N] [--first S] [--steps K] [--protocol C]`: runs N seeded
+// schedules one after another and reports how many passed; a failure prints its seed,
+// schedule and what happened, so `--first SEED --seeds 1` replays it.
+import { parseArgs } from 'node:util';
+import { runChaos } from './run.js';
+import { makeSchedule } from './schedule.js';
+
+const { values } = parseArgs({
+  options: {
+    seeds: { type: 'string', default: '10' },
+    first: { type: 'string', default: '1' },
+    steps: { type: 'string', default: '12' },
+    protocol: { type: 'string', default: 'C' },
+    verbose: { type: 'boolean', default: false },
+  },
+});
+const protocol = values.protocol as 'A' | 'B' | 'C';
+if (!['A', 'B', 'C'].includes(protocol)) {
+  process.stderr.write(`chaos: --protocol A, B or C, not ${values.protocol}\n`);
+  process.exit(2);
+}
+const first = Number(values.first);
+const count = Number(values.seeds);
+let passed = 0;
+let acked = 0;
+let faults = 0;
+const failed: number[] = [];
+for (let seed = first; seed < first + count; seed++) {
+  const schedule = makeSchedule(seed, Number(values.steps), protocol);
+  const t = Date.now();
+  const r = await runChaos(schedule, values.verbose ? { log: (l) => process.stdout.write(`  ${l}\n`) } : {});
+  acked += r.acked;
+  faults += r.faults;
+  const secs = ((Date.now() - t) / 1000).toFixed(1);
+  if (r.ok) {
+    passed++;
+    process.stdout.write(
+      `seed ${seed}: ok (${r.acked} writes acknowledged, ${r.faults} faults, ${r.skipped} skipped, ${secs} s)\n`,
+    );
+  } else {
+    failed.push(seed);
+    process.stdout.write(`seed ${seed}: FAILED (${secs} s)\n${r.report}\n`);
+  }
+}
+process.stdout.write(
+  `\n${passed} of ${count} schedules passed (protocol ${protocol}, ${faults} faults, ${acked} writes acknowledged)${failed.length ? `; failed seeds: ${failed.join(', ')}` : ''}\n`,
+);
+process.exit(failed.length === 0 ? 0 : 1);
