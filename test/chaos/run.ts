@@ -44,7 +44,7 @@ export interface ChaosResult {
 }
 
 /** Block content of write n: (n, block) in every 8 bytes, recognisable when misplaced. */
-function pattern(n: number, block: number): Buffer {
+export function pattern(n: number, block: number): Buffer {
   const b = Buffer.alloc(blockBytes);
   for (let at = 0; at < blockBytes; at += 8) {
     b.writeUInt32BE(n, at);
@@ -58,6 +58,38 @@ function stampOf(b: Buffer, block: number): number {
   if (b.every((x) => x === 0)) return 0;
   const n = b.readUInt32BE(0);
   return b.equals(pattern(n, block)) ? n : -1;
+}
+
+/**
+ * What the final Primary's blocks say about the history: every block must hold one
+ * whole write that was sent to it (or zeroes), no older than the write `required` names.
+ */
+export function judgeBlocks(
+  issued: ReadonlyMap<number, readonly number[]>,
+  required: ReadonlyMap<number, number>,
+  contents: ReadonlyMap<number, Buffer>,
+): string[] {
+  const problems: string[] = [];
+  let lost = 0;
+  for (const [block, list] of issued) {
+    const data = contents.get(block);
+    if (data === undefined) {
+      problems.push(`block ${block} was not read back`);
+      continue;
+    }
+    const stamp = stampOf(data, block);
+    const need = required.get(block) ?? 0;
+    if (stamp < 0) problems.push(`block ${block} holds no whole write (torn or foreign data)`);
+    else if (stamp < need) {
+      if (lost++ < 10)
+        problems.push(
+          `block ${block}: acknowledged write ${need} is lost (the block holds ${stamp === 0 ? 'zeroes' : `write ${stamp}`})`,
+        );
+    } else if (stamp !== 0 && !list.includes(stamp))
+      problems.push(`block ${block} holds write ${stamp}, never sent to it`);
+  }
+  if (lost > 10) problems.push(`… ${lost} acknowledged writes lost in all`);
+  return problems;
 }
 
 async function openNbd(n: TandemNode): Promise<TestNbdClient> {
@@ -355,22 +387,12 @@ ${host('bravo')}
     // Every acknowledged write, on the final Primary.
     const required = schedule.protocol === 'C' ? workload.acked : workload.flushed;
     const reader = await openNbd(primary.tn);
-    let lost = 0;
-    for (const [block, list] of workload.issued) {
+    const contents = new Map<number, Buffer>();
+    for (const block of workload.issued.keys()) {
       reader.send(Cmd.READ, block * blockBytes, blockBytes);
-      const r = await reader.reply(blockBytes);
-      const stamp = stampOf(r.data, block);
-      const need = required.get(block) ?? 0;
-      if (stamp < 0) problems.push(`block ${block} holds no whole write (torn or foreign data)`);
-      else if (stamp < need) {
-        if (lost++ < 10)
-          problems.push(
-            `block ${block}: acknowledged write ${need} is lost (the block holds ${stamp === 0 ? 'zeroes' : `write ${stamp}`})`,
-          );
-      } else if (stamp !== 0 && !list.includes(stamp))
-        problems.push(`block ${block} holds write ${stamp}, never sent to it`);
+      contents.set(block, (await reader.reply(blockBytes)).data);
     }
-    if (lost > 10) problems.push(`… ${lost} acknowledged writes lost in all`);
+    problems.push(...judgeBlocks(workload.issued, required, contents));
     reader.close();
     if (workload.errors.length > 0)
       problems.push(...workload.errors.slice(0, 5).map((e) => `the application saw: ${e}`));
@@ -405,6 +427,16 @@ ${host('bravo')}
     skipped,
     report,
   };
+
+  function inSync(s: Awaited<ReturnType<typeof status>> | undefined): boolean {
+    const v = s?.volumes[0];
+    return (
+      s?.connection === 'Connected' &&
+      v?.disk === 'UpToDate' &&
+      v.peerDisk === 'UpToDate' &&
+      v.replication === 'Connected'
+    );
+  }
 
   async function inject(f: Fault): Promise<boolean> {
     const sec = other(primary);
@@ -454,15 +486,17 @@ ${host('bravo')}
       case 'kill-primary': {
         // Only from a pair in sync: a promoted Secondary must hold every acknowledged write.
         if (!sec.alive || !primary.alive) return false;
-        const s = await status(sec).catch(() => undefined);
+        // Wait a while for a resync under way to finish.
+        let s = await status(sec).catch(() => undefined);
+        for (let i = 0; i < 50 && !inSync(s); i++) {
+          await sleep(100);
+          s = await status(sec).catch(() => undefined);
+        }
         const v = s?.volumes[0];
-        if (
-          s?.connection !== 'Connected' ||
-          v?.disk !== 'UpToDate' ||
-          v.peerDisk !== 'UpToDate' ||
-          v.replication !== 'Established'
-        ) {
-          note(`skipped: ${describeFault(f)} (the pair is not in sync)`);
+        if (!inSync(s)) {
+          note(
+            `skipped: ${describeFault(f)} (the pair is not in sync: ${s?.connection} ${v?.replication} ${v?.disk}/${v?.peerDisk})`,
+          );
           return false;
         }
         const old = primary;
