@@ -231,7 +231,9 @@ export function renderStatus(resources: readonly ResourceStatus[]): string {
           : '';
       out.push(`  ${vol(v)}disk:${v.disk}${extra}`);
     }
-    out.push(`  ${r.peer} connection:${r.connection}`);
+    // tandem's addition to DRBD's layout: a link without a shared-secret says so.
+    const unauth = r.connection === 'Connected' && !r.authenticated ? ' unauthenticated' : '';
+    out.push(`  ${r.peer} connection:${r.connection}${unauth}`);
     if (r.connection === 'Connected') {
       out.push(`    role:${r.peerRole}`);
       for (const v of r.volumes) {

@@ -541,7 +541,13 @@ export class PeerLink {
     conn.phase = 'connected';
     if (conn.handshakeTimer !== undefined) this.clock.clearTimeout(conn.handshakeTimer);
     conn.handshakeTimer = undefined;
-    this.setState('Connected', { code: 'connected', message: `connected to ${this.o.peerName}` });
+    this.setState('Connected', {
+      code: 'connected',
+      message:
+        this.o.auth === undefined
+          ? `connected to ${this.o.peerName} (unauthenticated: no shared-secret)`
+          : `connected to ${this.o.peerName} (authenticated, ${this.o.auth.alg})`,
+    });
     this.schedulePing();
   }
 
@@ -596,6 +602,10 @@ export class PeerLink {
    */
   private fail(conn: Conn, failure: Failure): void {
     if (conn.phase === 'closed') return;
+    // Only an authenticated peer may stop the link for good (a split brain it decided):
+    // a refusal before that — a wrong secret, another resource, a stranger's Disconnect —
+    // may come from anyone who can reach the port, and must not end replication.
+    const authenticated = conn.phase === 'connected';
     const goodbye =
       failure.tell === undefined
         ? undefined
@@ -611,10 +621,17 @@ export class PeerLink {
       this.clearPingTimers();
     }
     if (!this.running) return;
-    if (failure.fatal) {
-      // DRBD: a failed authentication or an incompatible peer goes StandAlone; no retries.
+    if (failure.fatal && authenticated) {
       this.setState('StandAlone', failure.reason);
       this.halt();
+      return;
+    }
+    if (failure.fatal) {
+      // Refused before authentication (DRBD: "Authentication of peer failed, trying
+      // again"): said in the log and the state's reason, and tried again at connect-int.
+      this.log(`refused: ${failure.reason.message}`);
+      if (wasActive || this.active === undefined) this.setState('WFConnection', failure.reason);
+      if (wasActive || conn.outbound) this.scheduleDial();
       return;
     }
     if (!wasActive) {

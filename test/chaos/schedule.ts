@@ -58,7 +58,14 @@ export function makeSchedule(seed: number, steps: number, protocol: 'A' | 'B' | 
   const out: Step[] = [];
   for (let i = 0; i < steps; i++) {
     let pick = r() * total;
-    const kind = kinds.find((k) => (pick -= k.weight) < 0)?.kind ?? 'reset-link';
+    let kind: Fault['kind'] = 'reset-link';
+    for (const k of kinds) {
+      pick -= k.weight;
+      if (pick < 0) {
+        kind = k.kind;
+        break;
+      }
+    }
     const gapMs = int(200, 1200);
     let fault: Fault;
     switch (kind) {

@@ -54,7 +54,7 @@ function resource(patch: Partial<ResourceStatus> = {}, volumes = [volume()]): Re
     connectionReason: null,
     peer: 'bravo',
     protocol: 'C',
-    authenticated: false,
+    authenticated: true,
     nbdSocket: '/run/tandem/r0.nbd',
     nbdTcp: null,
     nbdClients: 0,
@@ -106,6 +106,17 @@ test('status: connected and in sync', () => {
   assert.equal(
     renderStatus([resource()]),
     'r0 role:Primary\n  disk:UpToDate\n  bravo connection:Connected\n    role:Secondary\n    peer-disk:UpToDate\n',
+  );
+});
+
+test('status: a link without a shared-secret says it is unauthenticated', () => {
+  assert.match(
+    renderStatus([resource({ authenticated: false })]),
+    /^ {2}bravo connection:Connected unauthenticated$/m,
+  );
+  assert.doesNotMatch(
+    renderStatus([resource({ authenticated: false, connection: 'WFConnection' })]),
+    /unauthenticated/,
   );
 });
 

@@ -76,9 +76,9 @@ async function stopAll(...nodes: Node[]): Promise<void> {
 
 /** stop() has closed every listener and socket (the handles close on the next turn). */
 async function noTcpHandles(): Promise<void> {
-  await new Promise((resolve) => setImmediate(resolve));
-  const handles = process.getActiveResourcesInfo().filter((r) => r.startsWith('TCP'));
-  assert.deepEqual(handles, [], 'no TCP handles after stop()');
+  const tcp = () => process.getActiveResourcesInfo().filter((r) => r.startsWith('TCP'));
+  for (let i = 0; i < 20 && tcp().length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(tcp(), [], 'no TCP handles after stop()');
 }
 
 const barrier: Frame = { kind: 'Barrier', volume: 0, body: { epoch: 7 } };
@@ -147,14 +147,19 @@ test('the same shared-secret authenticates both ways', async () => {
   await stopAll(a, b);
 });
 
-test('a wrong shared-secret: both sides StandAlone with auth-failed, never Connected', async () => {
+test('a wrong shared-secret: both sides say auth-failed, never Connected, and keep trying (as DRBD)', async () => {
   const [a, b] = await pair(
     { auth: { alg: 'sha1', secret: 'one' } },
     { auth: { alg: 'sha1', secret: 'two' } },
   );
-  await waitFor('StandAlone', () => a.link.state === 'StandAlone' && b.link.state === 'StandAlone');
+  await waitFor(
+    'auth-failed',
+    () => a.link.reason.code === 'auth-failed' && b.link.reason.code === 'auth-failed',
+  );
+  // Refused more than once: the link goes on trying at connect-int.
+  await waitFor('a second refusal', () => a.reasons.filter((r) => r.code === 'auth-failed').length >= 2);
   for (const n of [a, b]) {
-    assert.equal(n.link.reason.code, 'auth-failed');
+    assert.equal(n.link.state, 'WFConnection');
     assert.ok(!n.states.includes('Connected'));
   }
   await stopAll(a, b);
@@ -163,19 +168,61 @@ test('a wrong shared-secret: both sides StandAlone with auth-failed, never Conne
 
 test('a shared-secret on one side only is refused and both say so', async () => {
   const [a, b] = await pair({ auth: { alg: 'sha256', secret: 's' } }, {});
-  await waitFor('StandAlone', () => a.link.state === 'StandAlone' && b.link.state === 'StandAlone');
-  assert.equal(a.link.reason.code, 'auth-failed');
-  assert.equal(b.link.reason.code, 'auth-failed');
+  await waitFor(
+    'auth-failed',
+    () => a.link.reason.code === 'auth-failed' && b.link.reason.code === 'auth-failed',
+  );
   assert.ok(!a.states.includes('Connected') && !b.states.includes('Connected'));
   await stopAll(a, b);
 });
 
 test('a different resource name is refused as incompatible', async () => {
   const [a, b] = await pair({}, { resource: 'r1' });
-  await waitFor('StandAlone', () => a.link.state === 'StandAlone' && b.link.state === 'StandAlone');
-  assert.equal(a.link.reason.code, 'incompatible');
-  assert.equal(b.link.reason.code, 'incompatible');
+  await waitFor(
+    'incompatible',
+    () => a.link.reason.code === 'incompatible' && b.link.reason.code === 'incompatible',
+  );
+  assert.ok(!a.states.includes('Connected') && !b.states.includes('Connected'));
   await stopAll(a, b);
+});
+
+test('an impostor with a wrong secret does not stop the link: the real peer still connects', async () => {
+  const auth = { alg: 'sha256', secret: 'the real one' };
+  const portA = await freePort();
+  const portB = await freePort();
+  const logs: string[] = [];
+  const link = (name: string, peerName: string, port: number, peerPort: number, secret: string) =>
+    new PeerLink({
+      resource: 'r0',
+      nodeName: name,
+      peerName,
+      listen: { host, port },
+      peer: { host, port: peerPort },
+      connectIntMs: 50,
+      auth: { alg: 'sha256', secret },
+      onLog: (m) => logs.push(m),
+    });
+  // beta waits for alpha's call (the lower-named node dials); an impostor calling itself
+  // alpha (names are no secret) gets there first, with a guessed secret.
+  const beta = link('beta', 'alpha', portB, portA, auth.secret);
+  const impostor = link('alpha', 'beta', await freePort(), portB, 'a guess');
+  let alpha: PeerLink | undefined;
+  try {
+    await beta.start();
+    await impostor.start();
+    await waitFor('the impostor refused', () => logs.some((l) => /r0 beta: refused: /.test(l)));
+    await impostor.stop();
+    assert.notEqual(beta.state, 'StandAlone');
+    alpha = link('alpha', 'beta', portA, portB, auth.secret);
+    await alpha.start();
+    const a = alpha;
+    await waitFor('Connected', () => a.state === 'Connected' && beta.state === 'Connected');
+  } finally {
+    await impostor.stop();
+    await alpha?.stop();
+    await beta.stop();
+  }
+  await noTcpHandles();
 });
 
 test('garbage on the listening ports: no crash, the real peer still connects', async () => {

@@ -1,9 +1,11 @@
+// Not a benchmark: the chaos runner's command line (test/chaos/run.ts), kept out of
+// test/ so that `node --test dist/test/` does not run it as a test file.
 // `npm run chaos -- [--seeds N] [--first S] [--steps K] [--protocol C]`: runs N seeded
 // schedules one after another and reports how many passed; a failure prints its seed,
 // schedule and what happened, so `--first SEED --seeds 1` replays it.
 import { parseArgs } from 'node:util';
-import { runChaos } from './run.js';
-import { makeSchedule } from './schedule.js';
+import { runChaos } from '../test/chaos/run.js';
+import { makeSchedule } from '../test/chaos/schedule.js';
 
 const { values } = parseArgs({
   options: {
