@@ -91,6 +91,45 @@ describe('the seed cluster with a witness: a partition never lets two nodes serv
     assert.equal(ok(await ha(s6, 'listnodes'), 'listnodes'), 'server6\nserver7\nwitness\n');
   });
 
+  test("garbage at tandem-ha's UDP port is counted and dropped; nothing changes", async () => {
+    const [s6] = servers;
+    type Counters = { malformed: number; forged: number; received: number };
+    const counters = async () =>
+      (JSON.parse(ok(await ha(s6, 'status', '--json'), 'status')) as { counters: Counters }).counters;
+    const before = await counters();
+    // From the client: random datagrams (empty to 1499 bytes), and ones that start with
+    // the packet magic, at server6's heartbeat port.
+    ok(
+      await c.net.exec('client', 'python3', [
+        '-c',
+        [
+          'import os, socket, time',
+          's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+          'for i in range(200):',
+          "    s.sendto(os.urandom(i * 7 % 1500), ('172.25.137.6', 694))",
+          "    s.sendto(b'THAB' + os.urandom(i % 300), ('172.25.137.6', 694))",
+          // Paced: a burst would overflow the socket's receive buffer in the kernel.
+          '    time.sleep(0.002)',
+        ].join('\n'),
+      ]),
+      'udp fuzz',
+    );
+    await sleep(500);
+    const after = await counters();
+    const dropped = after.malformed + after.forged - before.malformed - before.forged;
+    t.diagnostic(`${dropped} of 400 garbage datagrams counted as malformed or forged`);
+    assert.ok(dropped >= 390, `only ${dropped} of 400 garbage datagrams were counted`);
+    assert.ok(after.received > before.received, 'heartbeats stopped being received');
+    assert.ok(await holds(s6), 'server6 lost its group to garbage');
+    const st = JSON.parse(ok(await ha(s6, 'status', '--json'), 'status')) as {
+      nodes: { name: string; state: string }[];
+    };
+    assert.deepEqual(
+      st.nodes.map((n) => n.state),
+      ['up', 'up'],
+    );
+  });
+
   test('server6 is cut from server7 and the witness: server7 takes over, server6 stops serving writes', async (t) => {
     const [s6, s7] = servers;
     const acks = join(c.root, 'acks.log');
