@@ -91,7 +91,7 @@ describe('the seed cluster with a witness: a partition never lets two nodes serv
     assert.equal(ok(await ha(s6, 'listnodes'), 'listnodes'), 'server6\nserver7\nwitness\n');
   });
 
-  test("garbage at tandem-ha's UDP port is counted and dropped; nothing changes", async () => {
+  test("garbage at tandem-ha's UDP port is counted and dropped; nothing changes", async (t) => {
     const [s6] = servers;
     type Counters = { malformed: number; forged: number; received: number };
     const counters = async () =>
