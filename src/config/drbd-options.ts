@@ -66,6 +66,10 @@ const implemented = new Set([
   'md-flushes',
   // tandem's own
   'nbd-address',
+  'tls',
+  'tls-certificate',
+  'tls-privkey',
+  'tls-ca',
   // startup
   'wfc-timeout',
   'degr-wfc-timeout',
@@ -135,6 +139,12 @@ const handwritten: readonly Omit<OptionSpec, 'implemented'>[] = [
   },
   // tandem extension: also serve the resource's NBD export on TCP (off unless set).
   { name: 'nbd-address', section: 'options', sections: ['options'], type: 'address', versions: ['tandem'] },
+  // tandem extensions, named as DRBD 9.2's: TLS on the replication link (mutual, with
+  // node certificates signed by `tls-ca`, a tandem addition where DRBD uses a keyring).
+  { name: 'tls', section: 'net', sections: ['net'], type: 'boolean', default: 'no', versions: ['tandem'] },
+  { name: 'tls-certificate', section: 'net', sections: ['net'], type: 'string', versions: ['tandem'] },
+  { name: 'tls-privkey', section: 'net', sections: ['net'], type: 'string', versions: ['tandem'] },
+  { name: 'tls-ca', section: 'net', sections: ['net'], type: 'string', versions: ['tandem'] },
   {
     name: 'usage-count',
     section: 'global',

@@ -16,6 +16,8 @@ export interface ReplicationSettings {
   /** `verify-alg`: '' when not set (`verify` refuses). */
   readonly verifyAlg: string;
   readonly auth: { readonly alg: string; readonly secret: string } | undefined;
+  /** `tls yes` (a tandem extension): PEM files of this node's certificate and key, and the CA. */
+  readonly tls: { readonly certificate: string; readonly privkey: string; readonly ca: string } | undefined;
   readonly connectIntMs: number;
   readonly pingIntMs: number;
   readonly pingTimeoutMs: number;
@@ -65,6 +67,13 @@ export function replicationSettings(cfg: ResolvedResource): ReplicationSettings 
     csumsAlg: str(cfg, 'net', 'csums-alg', ''),
     verifyAlg: str(cfg, 'net', 'verify-alg', ''),
     auth: alg !== '' || secret !== '' ? { alg, secret } : undefined,
+    tls: bool(cfg, 'net', 'tls', false)
+      ? {
+          certificate: str(cfg, 'net', 'tls-certificate', ''),
+          privkey: str(cfg, 'net', 'tls-privkey', ''),
+          ca: str(cfg, 'net', 'tls-ca', ''),
+        }
+      : undefined,
     connectIntMs: num(cfg, 'net', 'connect-int', 10) * 1000,
     pingIntMs: num(cfg, 'net', 'ping-int', 10) * 1000,
     // ping-timeout and timeout are in 1/10 s.

@@ -237,6 +237,7 @@ export class Replicator {
       listen: host.listen,
       peer: host.peer,
       auth: s.auth,
+      tls: s.tls,
       connectIntMs: s.connectIntMs,
       pingIntMs: s.pingIntMs,
       pingTimeoutMs: s.pingTimeoutMs,

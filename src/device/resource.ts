@@ -597,7 +597,8 @@ export class Resource {
       connectionReason: rep && rep.connState() !== 'Connected' ? rep.linkReason.message : null,
       peer: peer.names[0] ?? peer.address.host,
       protocol: this.cfg.protocol,
-      authenticated: replicationSettings(this.cfg).auth !== undefined,
+      authenticated:
+        replicationSettings(this.cfg).auth !== undefined || replicationSettings(this.cfg).tls !== undefined,
       suspended: rep?.suspended ?? null,
       nbdSocket: this.socketPath,
       nbdTcp: (optionValue(this.cfg, 'options', 'nbd-address') as string | undefined) ?? null,

@@ -7,7 +7,18 @@
 // same pair only the one initiated by the node whose name sorts lower is kept; the other
 // is closed right after Hello, and on the lower node it triggers an immediate connect so
 // the higher node's attempt still speeds up reconnection.
+//
+// TLS (`tls yes`, a tandem extension): every connection is wrapped in mutual TLS before
+// its first byte of Hello — each side presents its node certificate, signed by the
+// configured CA, whose subject (CN or a DNS subjectAltName) must be the peer's node name.
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import {
+  type PeerCertificate,
+  type TLSSocket,
+  connect as tlsConnect,
+  createServer as tlsServer,
+} from 'node:tls';
 import { authMismatch, CramHmac } from './auth.js';
 import { type LinkClock, realClock, type TimerHandle } from './clock.js';
 import { ProtocolError } from './errors.js';
@@ -71,6 +82,8 @@ export interface PeerLinkOptions {
   readonly peer: Endpoint;
   /** `cram-hmac-alg` and `shared-secret`; both or neither. */
   readonly auth?: { readonly alg: string; readonly secret: string } | undefined;
+  /** `tls yes`: PEM file paths of this node's certificate and key, and of the CA. */
+  readonly tls?: { readonly certificate: string; readonly privkey: string; readonly ca: string } | undefined;
   /** DRBD connect-int: between connection attempts (default 10 s). */
   readonly connectIntMs?: number;
   /** DRBD ping-int: a Ping on a Connected link this often (default 10 s). */
@@ -145,6 +158,8 @@ export class PeerLink {
   private running = false;
   /** Settles when what a fatal refusal closed (listener, sockets) is closed. */
   private halted: Promise<void> = Promise.resolve();
+  /** The TLS material, read at start(). */
+  private tlsMaterial: { cert: Buffer; key: Buffer; ca: Buffer } | undefined;
 
   constructor(options: PeerLinkOptions) {
     if (options.nodeName === options.peerName) {
@@ -170,8 +185,49 @@ export class PeerLink {
   /** Listens, then connects every connect-int until Connected. Resolves once listening. */
   async start(): Promise<void> {
     if (this.running) return;
+    const tls = this.o.tls;
+    if (tls !== undefined) {
+      const read = async (what: string, path: string): Promise<Buffer> => {
+        if (path === '') throw new Error(`tls yes needs ${what} (a PEM file)`);
+        try {
+          return await readFile(path);
+        } catch (e) {
+          throw new Error(`${what} ${path}: ${(e as Error).message}`);
+        }
+      };
+      this.tlsMaterial = {
+        cert: await read('tls-certificate', tls.certificate),
+        key: await read('tls-privkey', tls.privkey),
+        ca: await read('tls-ca', tls.ca),
+      };
+    }
     this.running = true;
-    const server = createServer((socket) => this.accept(socket));
+    const m = this.tlsMaterial;
+    const server =
+      m === undefined
+        ? createServer((socket) => this.accept(socket))
+        : tlsServer(
+            {
+              cert: m.cert,
+              key: m.key,
+              ca: m.ca,
+              requestCert: true,
+              rejectUnauthorized: true,
+              handshakeTimeout: this.handshakeTimeoutMs,
+            },
+            (t) => {
+              const problem = this.certificateProblem(t);
+              if (problem === undefined) this.accept(t);
+              else {
+                this.log(`refused: TLS from ${t.remoteAddress}:${t.remotePort}: ${problem}`);
+                t.destroy();
+              }
+            },
+          );
+    if (m !== undefined)
+      server.on('tlsClientError', (err, sock) => {
+        this.log(`refused: TLS from ${sock.remoteAddress}:${sock.remotePort}: ${err.message}`);
+      });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -314,12 +370,75 @@ export class PeerLink {
     socket.once('error', failed);
     socket.once('connect', () => {
       socket.off('error', failed);
-      this.dialing = undefined;
       if (!this.running || this.active !== undefined) {
+        this.dialing = undefined;
         socket.destroy();
         return;
       }
-      this.adopt(socket, true);
+      if (this.tlsMaterial === undefined) {
+        this.dialing = undefined;
+        this.adopt(socket, true);
+        return;
+      }
+      this.secure(socket).then(
+        (t) => {
+          this.dialing = undefined;
+          if (!this.running || this.active !== undefined) t.destroy();
+          else this.adopt(t, true);
+        },
+        (err: Error) => {
+          this.dialing = undefined;
+          socket.destroy();
+          this.log(`refused: TLS with ${this.o.peer.host}:${this.o.peer.port}: ${err.message}`);
+          this.scheduleDial();
+        },
+      );
+    });
+  }
+
+  /** Why a TLS peer's certificate is not the peer node's, or undefined when it is. */
+  private certificateProblem(t: TLSSocket): string | undefined {
+    if (!t.authorized) return `the certificate is not signed by tls-ca (${String(t.authorizationError)})`;
+    const names = certificateNames(t.getPeerCertificate());
+    if (names.includes(this.o.peerName)) return undefined;
+    return `the certificate is ${names.join(', ') || 'nameless'}'s, not ${this.o.peerName}'s`;
+  }
+
+  /**
+   * The client side of the TLS handshake on a fresh TCP connection; resolves with the TLS
+   * socket once the server's certificate is the peer node's (our own goes with it).
+   */
+  private secure(socket: Socket): Promise<Socket> {
+    const m = this.tlsMaterial!;
+    const t = tlsConnect({
+      socket,
+      cert: m.cert,
+      key: m.key,
+      ca: m.ca,
+      rejectUnauthorized: true,
+      // The name is checked against the node name below, not against a host name.
+      checkServerIdentity: () => undefined,
+    });
+    return new Promise((resolve, reject) => {
+      const timer = this.clock.setTimeout(() => {
+        t.destroy();
+        reject(new Error(`no TLS handshake within ${this.handshakeTimeoutMs} ms`));
+      }, this.handshakeTimeoutMs);
+      t.once('error', (err) => {
+        this.clock.clearTimeout(timer);
+        t.destroy();
+        reject(err);
+      });
+      t.once('secureConnect', () => {
+        this.clock.clearTimeout(timer);
+        const problem = this.certificateProblem(t);
+        if (problem !== undefined) {
+          t.destroy();
+          reject(new Error(problem));
+          return;
+        }
+        resolve(t);
+      });
     });
   }
 
@@ -544,9 +663,12 @@ export class PeerLink {
     this.setState('Connected', {
       code: 'connected',
       message:
-        this.o.auth === undefined
+        this.o.auth === undefined && this.o.tls === undefined
           ? `connected to ${this.o.peerName} (unauthenticated: no shared-secret)`
-          : `connected to ${this.o.peerName} (authenticated, ${this.o.auth.alg})`,
+          : `connected to ${this.o.peerName} (authenticated: ${[
+              ...(this.o.tls ? ['TLS'] : []),
+              ...(this.o.auth ? [this.o.auth.alg] : []),
+            ].join(', ')})`,
     });
     this.schedulePing();
   }
@@ -737,4 +859,16 @@ function truncate(message: string): string {
   let s = message;
   while (Buffer.byteLength(s) > 255) s = s.slice(0, -1);
   return s;
+}
+
+/** The names a certificate is for: its subject CN and DNS subjectAltNames. */
+function certificateNames(cert: PeerCertificate): string[] {
+  const names: string[] = [];
+  const cn = cert.subject?.CN;
+  if (typeof cn === 'string') names.push(cn);
+  for (const part of (cert.subjectaltname ?? '').split(',')) {
+    const m = /^\s*DNS:(.+)$/.exec(part);
+    if (m?.[1]) names.push(m[1].trim());
+  }
+  return names;
 }
