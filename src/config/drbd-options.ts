@@ -45,6 +45,7 @@ const implemented = new Set([
   'ping-int',
   'ping-timeout',
   'ko-count',
+  'max-buffers',
   'allow-two-primaries',
   'cram-hmac-alg',
   'shared-secret',

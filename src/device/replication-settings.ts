@@ -32,6 +32,11 @@ export interface ReplicationSettings {
   readonly cMinRateBytes: number;
   /** `c-max-rate` bytes/s, or Infinity. */
   readonly cMaxRateBytes: number;
+  /**
+   * `max-buffers` × 4 KiB: how much received peer data may wait for this node's disk
+   * before the link stops reading (DRBD's default 2048 pages: 8 MiB; at least 1 MiB).
+   */
+  readonly receiveBufferBytes: number;
   /** `disk-flushes`: a FLUSH reaches the backing disk (fdatasync). */
   readonly diskFlushes: boolean;
 }
@@ -80,6 +85,7 @@ export function replicationSettings(cfg: ResolvedResource): ReplicationSettings 
     pingTimeoutMs: num(cfg, 'net', 'ping-timeout', 5) * 100,
     timeoutMs: num(cfg, 'net', 'timeout', 60) * 100,
     koCount: num(cfg, 'net', 'ko-count', 7),
+    receiveBufferBytes: Math.max(1024 * 1024, num(cfg, 'net', 'max-buffers', 2048) * 4096),
     resyncRateBytes: num(cfg, 'disk', 'resync-rate', 250) * 1024,
     cPlanAhead: num(cfg, 'disk', 'c-plan-ahead', 20),
     cMinRateBytes: num(cfg, 'disk', 'c-min-rate', 250) * 1024,

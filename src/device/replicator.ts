@@ -1412,6 +1412,13 @@ export class Replicator {
 
   // ------------------------------------------------------------ the write path (receiver)
 
+  /** Peer data received and not yet on this node's disk, bytes (bounded: max-buffers). */
+  get receivePendingBytes(): number {
+    return this.receivePending;
+  }
+
+  private receivePending = 0;
+
   private onData(frame: FrameOf<'Data'>): void {
     const p = this.vol(frame);
     if (!p) return;
@@ -1419,6 +1426,10 @@ export class Replicator {
     const connection = this.connection;
     if (!this.inRange(p, d)) return;
     p.counters.receivedBytes += d.length;
+    // Backpressure: past max-buffers the link stops reading until the disk catches up.
+    const limit = this.h.settings.receiveBufferBytes;
+    this.receivePending += d.length;
+    if (this.receivePending > limit) this.link.pauseReading();
     if ((d.flags & dataFlagBits.ackReceived) !== 0) this.queueAck('received', d.seq);
     // Completed-before-submitted: wait for every earlier-received write of a lower epoch.
     const waits: Promise<void>[] = [];
@@ -1460,6 +1471,8 @@ export class Replicator {
         lock.release();
         p.counters.unacked = Math.max(0, p.counters.unacked - 1);
         this.received.delete(entry);
+        this.receivePending -= d.length;
+        if (this.receivePending <= limit / 2) this.link.resumeReading();
         finish();
       }
     };

@@ -158,6 +158,9 @@ export class PeerLink {
   private running = false;
   /** Settles when what a fatal refusal closed (listener, sockets) is closed. */
   private halted: Promise<void> = Promise.resolve();
+  /** pauseReading() is in effect (a new connection starts reading). */
+  private readingPaused = false;
+  private busyTimer: TimerHandle | undefined;
   /** The TLS material, read at start(). */
   private tlsMaterial: { cert: Buffer; key: Buffer; ca: Buffer } | undefined;
 
@@ -658,6 +661,7 @@ export class PeerLink {
 
   private connected(conn: Conn): void {
     conn.phase = 'connected';
+    this.readingPaused = false;
     if (conn.handshakeTimer !== undefined) this.clock.clearTimeout(conn.handshakeTimer);
     conn.handshakeTimer = undefined;
     this.setState('Connected', {
@@ -696,6 +700,35 @@ export class PeerLink {
 
   // ------------------------------------------------------------ liveness
 
+  /**
+   * Backpressure: stop reading the Connected link's socket (the peer's writes then wait
+   * in TCP, and its bounded send queue makes its writers wait) until resumeReading().
+   */
+  pauseReading(): void {
+    const conn = this.active;
+    if (conn === undefined || conn.phase !== 'connected' || this.readingPaused) return;
+    this.readingPaused = true;
+    conn.socket.pause();
+    // The peer's Pings wait unread in the socket: tell it we are alive (an unsolicited
+    // PingAck counts as one) every half ping-timeout while we do not read. A peer whose
+    // requests stay unanswered this way is ko-count's business, as in DRBD.
+    const alive = (): void => {
+      this.busyTimer = undefined;
+      if (!this.readingPaused || this.active !== conn || conn.phase !== 'connected') return;
+      this.write(conn, { kind: 'PingAck', volume: 0, body: {} });
+      this.busyTimer = this.clock.setTimeout(alive, Math.max(20, this.pingTimeoutMs / 2));
+    };
+    alive();
+  }
+
+  resumeReading(): void {
+    if (!this.readingPaused) return;
+    this.readingPaused = false;
+    if (this.busyTimer !== undefined) this.clock.clearTimeout(this.busyTimer);
+    this.busyTimer = undefined;
+    this.active?.socket.resume();
+  }
+
   private schedulePing(): void {
     if (this.pingTimer !== undefined || this.pingAckTimer !== undefined) return;
     this.pingTimer = this.clock.setTimeout(() => {
@@ -703,8 +736,14 @@ export class PeerLink {
       const conn = this.active;
       if (conn === undefined || conn.phase !== 'connected') return;
       this.write(conn, { kind: 'Ping', volume: 0, body: {} });
-      this.pingAckTimer = this.clock.setTimeout(() => {
+      const judge = (): void => {
         this.pingAckTimer = undefined;
+        // We stopped reading ourselves (our disk is behind): the PingAck may be waiting
+        // in the socket. Not the peer's fault; look again once reading goes on.
+        if (this.readingPaused) {
+          this.pingAckTimer = this.clock.setTimeout(judge, this.pingTimeoutMs);
+          return;
+        }
         this.fail(conn, {
           state: 'NetworkFailure',
           reason: {
@@ -712,7 +751,8 @@ export class PeerLink {
             message: `no PingAck within ping-timeout ${this.pingTimeoutMs} ms`,
           },
         });
-      }, this.pingTimeoutMs);
+      };
+      this.pingAckTimer = this.clock.setTimeout(judge, this.pingTimeoutMs);
     }, this.pingIntMs);
   }
 
@@ -813,8 +853,10 @@ export class PeerLink {
   private clearPingTimers(): void {
     if (this.pingTimer !== undefined) this.clock.clearTimeout(this.pingTimer);
     if (this.pingAckTimer !== undefined) this.clock.clearTimeout(this.pingAckTimer);
+    if (this.busyTimer !== undefined) this.clock.clearTimeout(this.busyTimer);
     this.pingTimer = undefined;
     this.pingAckTimer = undefined;
+    this.busyTimer = undefined;
   }
 
   private clearTimers(): void {

@@ -466,6 +466,44 @@ test('fencing that ends in resume-io starts the new data generation only then', 
   }
 });
 
+test('a Secondary whose disk falls behind stops reading (max-buffers), stays connected, and catches up', async () => {
+  // max-buffers 256: 1 MiB of peer data may wait for the disk; pings every 0.2 s.
+  const p = await syncedPair('A', 'max-buffers 256; ping-int 1; ping-timeout 2;');
+  try {
+    p.b.data.hold();
+    const chunk = 256 * 1024;
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 48; i++)
+      writes.push(volumeOf(p.a).write(Buffer.alloc(chunk, i + 1), i * chunk, false));
+    let most = 0;
+    const until = Date.now() + 2500;
+    while (Date.now() < until) {
+      most = Math.max(most, p.b.res.replicator?.receivePendingBytes ?? 0);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Bounded: the limit, plus the frame that crossed it.
+    assert.ok(most > 0, 'nothing reached the Secondary');
+    assert.ok(most <= 1024 * 1024 + chunk, `the Secondary held ${most} bytes of peer data`);
+    // The link survived 2.5 s without the Secondary reading (pings unanswered meanwhile).
+    assert.equal(p.a.res.status().connection, 'Connected');
+    assert.equal(p.b.res.status().connection, 'Connected');
+    p.b.data.release();
+    await Promise.all(writes);
+    // Protocol A completed the writes when sent; the last ones reach the Secondary's disk
+    // once it reads again.
+    let same = false;
+    for (let i = 0; i < 100 && !same; i++) {
+      same = vol(p.a).outOfSyncBytes === 0 && (await sameReplicas(p));
+      if (!same) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(same, 'the replicas differ');
+    assert.equal(p.b.res.replicator?.receivePendingBytes, 0);
+  } finally {
+    p.b.data.release();
+    await p.cleanup();
+  }
+});
+
 test('an ack from the previous connection never completes a write of the next one', async () => {
   const p = await syncedPair('C');
   try {
