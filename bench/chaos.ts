@@ -1,8 +1,9 @@
 // Not a benchmark: the chaos runner's command line (test/chaos/run.ts), kept out of
 // test/ so that `node --test dist/test/` does not run it as a test file.
-// `npm run chaos -- [--seeds N] [--first S] [--steps K] [--protocol C]`: runs N seeded
+// `npm run chaos -- [--seeds N] [--first S] [--steps K] [--protocol C] [--disks]`: runs N seeded
 // schedules one after another and reports how many passed; a failure prints its seed,
-// schedule and what happened, so `--first SEED --seeds 1` replays it.
+// schedule and what happened, so `--first SEED --seeds 1` replays it. `--disks` runs the
+// nodes on faulty disks (root, FUSE, nbdkit) and adds disk faults to the schedules.
 import { parseArgs } from 'node:util';
 import { runChaos } from '../test/chaos/run.js';
 import { makeSchedule } from '../test/chaos/schedule.js';
@@ -13,6 +14,7 @@ const { values } = parseArgs({
     first: { type: 'string', default: '1' },
     steps: { type: 'string', default: '12' },
     protocol: { type: 'string', default: 'C' },
+    disks: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
   },
 });
@@ -28,7 +30,7 @@ let acked = 0;
 let faults = 0;
 const failed: number[] = [];
 for (let seed = first; seed < first + count; seed++) {
-  const schedule = makeSchedule(seed, Number(values.steps), protocol);
+  const schedule = makeSchedule(seed, Number(values.steps), protocol, values.disks);
   const t = Date.now();
   const r = await runChaos(schedule, values.verbose ? { log: (l) => process.stdout.write(`  ${l}\n`) } : {});
   acked += r.acked;
@@ -45,6 +47,6 @@ for (let seed = first; seed < first + count; seed++) {
   }
 }
 process.stdout.write(
-  `\n${passed} of ${count} schedules passed (protocol ${protocol}, ${faults} faults, ${acked} writes acknowledged)${failed.length ? `; failed seeds: ${failed.join(', ')}` : ''}\n`,
+  `\n${passed} of ${count} schedules passed (protocol ${protocol}${values.disks ? ', faulty disks' : ''}, ${faults} faults, ${acked} writes acknowledged)${failed.length ? `; failed seeds: ${failed.join(', ')}` : ''}\n`,
 );
 process.exit(failed.length === 0 ? 0 : 1);

@@ -3,6 +3,8 @@
 // schedules passes against two real tandemd (`npm run chaos -- --seeds N` runs more).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { FaultyDisk } from '../helpers/faulty-disk.js';
+import { systemTestSkipReason } from '../helpers/tandem-node.js';
 import { judgeBlocks, pattern, runChaos } from './run.js';
 import { formatSchedule, makeSchedule } from './schedule.js';
 
@@ -22,6 +24,23 @@ test('a schedule is a function of its seed', () => {
   ]);
   const text = formatSchedule(makeSchedule(3, 4, 'A'));
   assert.match(text, /^seed 3, protocol A, 4 steps:\n {2}1\. after \d+ ms: /);
+  // With faulty disks, disk faults join; the link and kill faults stay.
+  const withDisks = new Set<string>();
+  for (let seed = 1; seed <= 20; seed++)
+    for (const s of makeSchedule(seed, 12, 'C', true).steps) withDisks.add(s.fault.kind);
+  assert.deepEqual([...withDisks].sort(), [
+    'delay',
+    'disk-error',
+    'disk-full',
+    'disk-stall',
+    'kill-primary',
+    'kill-secondary',
+    'partition',
+    'power-cut',
+    'reset-link',
+    'stall',
+  ]);
+  assert.match(formatSchedule(makeSchedule(3, 4, 'C', true)), /^seed 3, protocol C, faulty disks, 4 steps:/);
 });
 
 test('the judge: lost, torn and misplaced writes are caught; in-flight writes may land or not', () => {
@@ -70,6 +89,26 @@ describe('seeded fault schedules against two tandemd', () => {
       const r = await runChaos(makeSchedule(seed, 8, protocol));
       t.diagnostic(`${r.acked} writes acknowledged, ${r.faults} faults, ${r.skipped} skipped`);
       assert.ok(r.ok, r.report);
+      assert.ok(r.acked > 1000, `only ${r.acked} writes acknowledged\n${r.report}`);
+    });
+  }
+});
+
+describe('seeded fault schedules on faulty disks (EIO, ENOSPC, stalls, power cuts)', async () => {
+  const skip = await systemTestSkipReason(FaultyDisk.tools);
+  for (const [seed, protocol] of [
+    [203, 'C'],
+    [204, 'B'],
+  ] as const) {
+    test(`seed ${seed}, protocol ${protocol}`, { skip }, async (t) => {
+      const schedule = makeSchedule(seed, 8, protocol, true);
+      const r = await runChaos(schedule);
+      t.diagnostic(`${r.acked} writes acknowledged, ${r.faults} faults, ${r.skipped} skipped`);
+      assert.ok(r.ok, r.report);
+      assert.ok(
+        schedule.steps.some((s) => ['disk-error', 'disk-full', 'power-cut'].includes(s.fault.kind)),
+        'the schedule holds a disk fault',
+      );
       assert.ok(r.acked > 1000, `only ${r.acked} writes acknowledged\n${r.report}`);
     });
   }

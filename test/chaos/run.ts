@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { callDaemon } from '../../src/daemon/control-client.js';
 import { Cmd } from '../../src/nbd/protocol.js';
 import { freePort } from '../helpers/cluster.js';
+import { FaultyDisk } from '../helpers/faulty-disk.js';
 import { LinkProxy } from '../helpers/link-proxy.js';
 import { TestNbdClient } from '../helpers/nbd-client.js';
 import { TandemNode } from '../helpers/tandem-node.js';
@@ -236,7 +237,11 @@ class Workload {
 interface Node {
   readonly tn: TandemNode;
   alive: boolean;
+  /** The faulty disk under it (schedules with disk faults). */
+  disk?: FaultyDisk;
 }
+
+const diskBytes = 64 * 1024 * 1024;
 
 export async function runChaos(schedule: Schedule, options: ChaosOptions = {}): Promise<ChaosResult> {
   const log = options.log ?? (() => {});
@@ -255,6 +260,8 @@ export async function runChaos(schedule: Schedule, options: ChaosOptions = {}): 
   const proxyToB = await LinkProxy.start({ host: '127.0.0.1', port: pb });
   const proxies = [proxyToA, proxyToB];
   // Each node's own configuration: its address for real, the peer's through a proxy.
+  const diskPath = (name: 'alpha' | 'bravo') =>
+    schedule.disks ? join(dir, name, 'fd', 'mnt', 'nbd') : join(dir, name, 'disk.img');
   const conf = (self: 'alpha' | 'bravo') => {
     const file = join(dir, `${self}.conf`);
     const host = (name: 'alpha' | 'bravo') => {
@@ -262,7 +269,7 @@ export async function runChaos(schedule: Schedule, options: ChaosOptions = {}): 
         name === self ? (name === 'alpha' ? pa : pb) : name === 'alpha' ? proxyToA.port : proxyToB.port;
       return `  on ${name} {
     device ${join(dir, name, 'drbd7')} minor 7;
-    disk ${join(dir, name, 'disk.img')};
+    disk ${diskPath(name)};
     meta-disk internal;
     address 127.0.0.1:${port};
   }`;
@@ -343,7 +350,8 @@ ${host('bravo')}
   let skipped = 0;
   try {
     for (const n of nodes) {
-      await n.tn.sizeDisk(64 * 1024 * 1024);
+      if (schedule.disks) n.disk = await FaultyDisk.create(join(n.tn.dir, 'fd'), diskBytes);
+      else await n.tn.sizeDisk(diskBytes);
       await must(n, '--force', 'create-md', resource);
     }
     for (const n of nodes) await startNode(n);
@@ -365,7 +373,13 @@ ${host('bravo')}
       p.release('forward');
       p.release('backward');
     }
+    for (const n of nodes) {
+      n.disk?.ioErrors(false);
+      n.disk?.full(false);
+      await n.disk?.resume();
+    }
     for (const n of nodes) if (!n.alive) await startNode(n);
+    for (const n of nodes) await reattach(n);
     await workload.stop();
     for (const n of nodes) await must(n, '--timeout', '30', 'wait-connect', resource);
     for (const n of nodes) await must(n, '--timeout', '60', 'wait-sync', resource);
@@ -406,9 +420,13 @@ ${host('bravo')}
     for (const p of proxies) await p.close();
     if (process.env['CHAOS_KEEP'] && problems.length > 0) {
       for (const n of nodes) await n.tn.stop('SIGKILL');
-      note(`kept for inspection: ${dir}`);
+      for (const n of nodes) await n.disk?.resume().catch(() => {});
+      note(`kept for inspection: ${dir} (faulty disks: their store.img)`);
+      for (const n of nodes) await n.disk?.close();
     } else {
+      for (const n of nodes) await n.disk?.resume().catch(() => {});
       for (const n of nodes) await n.tn.cleanup();
+      for (const n of nodes) await n.disk?.close();
       rmSync(dir, { recursive: true, force: true });
     }
   }
@@ -438,9 +456,67 @@ ${host('bravo')}
     );
   }
 
+  /** A node whose disk failed gets it back: `attach` once the detach is done (an operator's job). */
+  async function reattach(n: Node): Promise<void> {
+    for (let i = 0; i < 150; i++) {
+      const disk = (await status(n).catch(() => undefined))?.volumes[0]?.disk;
+      if (disk !== undefined && disk !== 'Diskless' && disk !== 'Failed') return;
+      if (disk === 'Diskless') {
+        const r = await n.tn.adm('attach', resource);
+        if (r.code === 0) {
+          note(`${n.tn.name}: attach`);
+          return;
+        }
+      }
+      await sleep(100);
+    }
+    throw new Error(`${n.tn.name}: the disk could not be attached again within 15 s`);
+  }
+
   async function inject(f: Fault): Promise<boolean> {
     const sec = other(primary);
     switch (f.kind) {
+      case 'disk-error':
+      case 'disk-full': {
+        const d = sec.disk;
+        if (!sec.alive || !d) return false;
+        note(`${describeFault(f)} (${sec.tn.name})`);
+        if (f.kind === 'disk-error') d.ioErrors(true);
+        else d.full(true);
+        await sleep(f.ms);
+        d.ioErrors(false);
+        d.full(false);
+        const s = await status(sec).catch(() => undefined);
+        note(`${sec.tn.name}: disk healed, it is ${s?.volumes[0]?.disk}`);
+        await reattach(sec);
+        return true;
+      }
+      case 'disk-stall': {
+        const n = f.side === 'primary' ? primary : sec;
+        const d = n.disk;
+        if (!d) return false;
+        note(`${describeFault(f)} (${n.tn.name})`);
+        await d.pause();
+        await sleep(f.ms);
+        await d.resume();
+        return true;
+      }
+      case 'power-cut': {
+        const d = sec.disk;
+        if (!sec.alive || !d) return false;
+        note(`${describeFault(f)} (${sec.tn.name})`);
+        await d.pause();
+        await sleep(30);
+        sec.alive = false;
+        // A process waiting on a stalled FUSE disk dies only once its requests are
+        // answered: the power cut (the disk's requests failing) lets it go.
+        const dead = sec.tn.stop('SIGKILL');
+        await d.powerCut();
+        await dead;
+        await sleep(f.ms);
+        await startNode(sec);
+        return true;
+      }
       case 'reset-link':
         note(describeFault(f));
         for (const p of proxies) p.cut();

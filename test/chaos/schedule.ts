@@ -16,7 +16,29 @@ export type Fault =
    * SIGKILL of the Primary's tandemd while the pair is in sync; the Secondary is
    * promoted and the workload moves to it; the old Primary restarts after `ms`.
    */
-  | { readonly kind: 'kill-primary'; readonly ms: number };
+  | { readonly kind: 'kill-primary'; readonly ms: number }
+  /**
+   * The Secondary's disk fails every request with EIO for `ms`; then it is healed and
+   * `attach`ed again (an operator replacing the disk).
+   */
+  | { readonly kind: 'disk-error'; readonly ms: number }
+  /** The Secondary's disk refuses writes with ENOSPC for `ms`; then space, and `attach`. */
+  | { readonly kind: 'disk-full'; readonly ms: number }
+  /** One side's disk stops answering for `ms` (requests wait), then goes on. */
+  | { readonly kind: 'disk-stall'; readonly side: 'primary' | 'secondary'; readonly ms: number }
+  /**
+   * Power cut on the Secondary: its disk stops answering, tandemd is SIGKILLed, and what
+   * the disk held unwritten is lost; the node restarts after `ms`.
+   */
+  | { readonly kind: 'power-cut'; readonly ms: number };
+
+/** The faults that need a faulty disk under tandemd. */
+export const diskFaultKinds: readonly Fault['kind'][] = [
+  'disk-error',
+  'disk-full',
+  'disk-stall',
+  'power-cut',
+];
 
 export interface Step {
   /** Quiet time before the fault, ms. */
@@ -27,6 +49,8 @@ export interface Step {
 export interface Schedule {
   readonly seed: number;
   readonly protocol: 'A' | 'B' | 'C';
+  /** The nodes run on faulty disks (the schedule may hold disk faults). */
+  readonly disks: boolean;
   readonly steps: readonly Step[];
 }
 
@@ -42,18 +66,33 @@ export function prng(seed: number): () => number {
   };
 }
 
-const kinds: readonly { readonly kind: Fault['kind']; readonly weight: number }[] = [
+const allKinds: readonly { readonly kind: Fault['kind']; readonly weight: number }[] = [
   { kind: 'reset-link', weight: 2 },
   { kind: 'partition', weight: 2 },
   { kind: 'delay', weight: 2 },
   { kind: 'stall', weight: 2 },
   { kind: 'kill-secondary', weight: 2 },
   { kind: 'kill-primary', weight: 2 },
+  { kind: 'disk-error', weight: 2 },
+  { kind: 'disk-full', weight: 1 },
+  { kind: 'disk-stall', weight: 2 },
+  { kind: 'power-cut', weight: 1 },
 ];
 
-export function makeSchedule(seed: number, steps: number, protocol: 'A' | 'B' | 'C' = 'C'): Schedule {
+/**
+ * A schedule of `steps` faults from `seed`. Disk faults (a faulty disk under each
+ * tandemd: root, FUSE, nbdkit) only with `disks`; without, the schedule of a seed is
+ * what it was before disk faults existed.
+ */
+export function makeSchedule(
+  seed: number,
+  steps: number,
+  protocol: 'A' | 'B' | 'C' = 'C',
+  disks = false,
+): Schedule {
   const r = prng(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+  const kinds = disks ? allKinds : allKinds.filter((k) => !diskFaultKinds.includes(k.kind));
   const total = kinds.reduce((n, k) => n + k.weight, 0);
   const out: Step[] = [];
   for (let i = 0; i < steps; i++) {
@@ -87,10 +126,20 @@ export function makeSchedule(seed: number, steps: number, protocol: 'A' | 'B' | 
       case 'kill-primary':
         fault = { kind, ms: int(0, 1500) };
         break;
+      case 'disk-error':
+      case 'disk-full':
+        fault = { kind, ms: int(200, 1500) };
+        break;
+      case 'disk-stall':
+        fault = { kind, side: r() < 0.5 ? 'primary' : 'secondary', ms: int(50, 1500) };
+        break;
+      case 'power-cut':
+        fault = { kind, ms: int(0, 1500) };
+        break;
     }
     out.push({ gapMs, fault });
   }
-  return { seed, protocol, steps: out };
+  return { seed, protocol, disks, steps: out };
 }
 
 export function describeFault(f: Fault): string {
@@ -107,13 +156,21 @@ export function describeFault(f: Fault): string {
       return `SIGKILL the Secondary's tandemd, restart after ${f.ms} ms`;
     case 'kill-primary':
       return `SIGKILL the Primary's tandemd, promote the Secondary, restart after ${f.ms} ms`;
+    case 'disk-error':
+      return `the Secondary's disk fails with EIO for ${f.ms} ms, then attach`;
+    case 'disk-full':
+      return `the Secondary's disk is full (ENOSPC) for ${f.ms} ms, then attach`;
+    case 'disk-stall':
+      return `the ${f.side === 'primary' ? 'Primary' : 'Secondary'}'s disk stops answering for ${f.ms} ms`;
+    case 'power-cut':
+      return `power cut on the Secondary (disk stalled, tandemd SIGKILLed, held writes lost), restart after ${f.ms} ms`;
   }
 }
 
 /** The schedule as text, one step a line: what a failure prints. */
 export function formatSchedule(s: Schedule): string {
   return [
-    `seed ${s.seed}, protocol ${s.protocol}, ${s.steps.length} steps:`,
+    `seed ${s.seed}, protocol ${s.protocol}${s.disks ? ', faulty disks' : ''}, ${s.steps.length} steps:`,
     ...s.steps.map((st, i) => `  ${i + 1}. after ${st.gapMs} ms: ${describeFault(st.fault)}`),
   ].join('\n');
 }
