@@ -6,10 +6,11 @@
 // online verify finds the replicas identical.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { connect as tcpConnect } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import test from 'node:test';
 import fc from 'fast-check';
+import { encodeRequest } from '../../src/daemon/control-protocol.js';
 import { Cmd } from '../../src/nbd/protocol.js';
 import { encodeFrame } from '../../src/replication/frames.js';
 import { protocolVersionMax, protocolVersionMin } from '../../src/replication/header.js';
@@ -43,7 +44,7 @@ async function openNbd(n: TandemNode): Promise<TestNbdClient> {
 /** Sends `bytes` on a fresh TCP connection and waits (at most 0.5 s) for the daemon to close it. */
 function tcpShot(port: number, bytes: Buffer): Promise<void> {
   return new Promise((resolve) => {
-    const s = tcpConnect({ host: '127.0.0.1', port });
+    const s = connect({ host: '127.0.0.1', port });
     const done = (): void => {
       clearTimeout(timer);
       s.destroy();
@@ -54,6 +55,29 @@ function tcpShot(port: number, bytes: Buffer): Promise<void> {
     s.on('close', done);
     s.resume();
     s.on('connect', () => s.end(bytes));
+  });
+}
+
+/**
+ * Garbage on the control socket: what answers come back (at most 0.3 s). Mutations of a
+ * harmless request (status), so a mutant cannot become a command that changes state.
+ */
+function controlShot(n: TandemNode, bytes: Buffer): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(join(n.runDir, 'tandemd.sock'));
+    let got = '';
+    const done = (): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(got);
+    };
+    const timer = setTimeout(done, 300);
+    s.on('error', done);
+    s.on('close', done);
+    s.on('data', (d) => {
+      got += d.toString('utf8');
+    });
+    s.on('connect', () => s.write(bytes));
   });
 }
 
@@ -109,7 +133,7 @@ test('garbage at a running tandemd: it keeps serving the well-behaved client and
 
     const rand = fc.sample(
       fc.record({
-        target: fc.constantFrom('nbd-raw', 'nbd-after-go', 'repl-raw', 'repl-hello'),
+        target: fc.constantFrom('nbd-raw', 'nbd-after-go', 'repl-raw', 'repl-hello', 'control'),
         port: fc.constantFrom(...ports),
         raw: fc.uint8Array({ minLength: 0, maxLength: 2048 }),
         mutations: fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
@@ -117,6 +141,8 @@ test('garbage at a running tandemd: it keeps serving the well-behaved client and
       { seed, numRuns: 120 },
     );
     let shots = 0;
+    let controlAnswers = 0;
+    const statusLine = Buffer.from(encodeRequest({ id: 9, cmd: 'status', resource: 'r0', force: false }));
     for (const s of rand) {
       const raw = Buffer.from(s.raw);
       if (s.target === 'nbd-raw') await nbdShot(c.a, raw, false);
@@ -129,12 +155,24 @@ test('garbage at a running tandemd: it keeps serving the well-behaved client and
         h.writeBigUInt64BE(BigInt(raw[1] ?? 0) << 20n, 16);
         h.writeUInt32BE(0xfffffff0, 24);
         await nbdShot(c.a, Buffer.concat([raw.length % 2 ? h : Buffer.alloc(0), raw]), true);
+      } else if (s.target === 'control') {
+        const answer = await controlShot(
+          c.a,
+          Buffer.concat([mutate(statusLine, s.mutations), raw.subarray(0, 256), Buffer.from('\n')]),
+        );
+        // Every line gets an answer: a result or BAD_REQUEST, never silence or a crash.
+        if (answer.length > 0) controlAnswers++;
       } else if (s.target === 'repl-raw') await tcpShot(s.port, raw);
       else await tcpShot(s.port, Buffer.concat([mutate(hello, s.mutations), raw.subarray(0, 64)]));
       shots++;
     }
     await writing;
     assert.equal(shots, 120);
+    const controlShots = rand.filter((s) => s.target === 'control').length;
+    assert.ok(controlShots > 10, `only ${controlShots} shots at the control socket`);
+    assert.equal(controlAnswers, controlShots, 'a control-socket shot went unanswered');
+    // The control socket still serves tandemadm.
+    ok(await c.a.adm('role', 'r0'), 'role after the fuzz');
 
     // Both daemons alive, still a connected pair.
     for (const n of c.nodes) assert.equal(n.crashed, false, `tandemd on ${n.name} died`);

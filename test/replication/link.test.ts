@@ -11,6 +11,7 @@ import {
   type LinkState,
   PeerLink,
   type PeerLinkOptions,
+  pendingConnectionsMax,
 } from '../../src/replication/link.js';
 import { FrameDecoder } from '../../src/replication/stream.js';
 import { freePort } from '../helpers/cluster.js';
@@ -367,4 +368,42 @@ test('no PingAck within ping-timeout (manual clock): NetworkFailure, reconnect a
   for (const s of peers) s.destroy();
   await new Promise<void>((resolve) => fake.close(() => resolve()));
   assert.equal(clock.pending, 0, 'stop() clears every timer');
+});
+
+test(`at most ${pendingConnectionsMax} connections wait for their Hello at once; the rest are closed at accept`, async () => {
+  const port = await freePort();
+  const lone = new PeerLink({
+    resource: 'r0',
+    nodeName: 'alpha',
+    peerName: 'beta',
+    listen: { host, port },
+    peer: { host, port: await freePort() },
+    connectIntMs: 60_000,
+    handshakeTimeoutMs: 1_500,
+  });
+  await lone.start();
+  // Connections that send nothing, as a port scanner or a slowloris would.
+  const squatters: Socket[] = [];
+  const closed = new Set<Socket>();
+  try {
+    for (let i = 0; i < 20; i++) {
+      const s = tcpConnect({ host, port });
+      s.on('error', () => {});
+      s.on('close', () => closed.add(s));
+      s.resume(); // reads the Hello, so the daemon's close is seen
+      squatters.push(s);
+      await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const open = squatters.length - closed.size;
+    assert.ok(
+      open >= 1 && open <= pendingConnectionsMax,
+      `${open} squatters held (limit ${pendingConnectionsMax})`,
+    );
+    // Those held are dropped when their handshake time is up.
+    await waitFor('every squatter dropped', () => closed.size === squatters.length);
+  } finally {
+    for (const s of squatters) s.destroy();
+    await lone.stop();
+  }
 });
