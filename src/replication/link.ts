@@ -107,6 +107,8 @@ export const pingTimeoutMsDefault = 500;
 export const handshakeTimeoutMsDefault = 6_000;
 /** Connections accepted but not yet through Hello; more are refused at once. */
 export const pendingConnectionsMax = 8;
+/** Inbound connections at once, TLS handshakes included (the link and those waiting). */
+export const listenerConnectionsMax = pendingConnectionsMax + 1;
 const tandemVersion = '0.1.0';
 
 type Phase = 'hello' | 'auth' | 'connected' | 'closed';
@@ -227,9 +229,16 @@ export class PeerLink {
               }
             },
           );
+    // Connections the listener holds at once, TLS handshakes included: those waiting for
+    // their Hello, and the one that is the link. Past it the kernel's socket is closed
+    // at once, before any TLS work.
+    server.maxConnections = listenerConnectionsMax;
     if (m !== undefined)
       server.on('tlsClientError', (err, sock) => {
         this.log(`refused: TLS from ${sock.remoteAddress}:${sock.remotePort}: ${err.message}`);
+        // Node reports a handshake timeout here but leaves the socket open: without this
+        // a silent client would hold its place under maxConnections for ever.
+        sock.destroy();
       });
     this.server = server;
     await new Promise<void>((resolve, reject) => {

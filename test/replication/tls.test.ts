@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as tcpConnect } from 'node:net';
+import { type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type LinkState, PeerLink } from '../../src/replication/link.js';
+import { type LinkState, listenerConnectionsMax, PeerLink } from '../../src/replication/link.js';
 import { Cluster, freePort } from '../helpers/cluster.js';
 
 const host = '127.0.0.1';
@@ -192,6 +192,36 @@ describe('TLS on the replication link', () => {
       await waitFor('a refusal', () => a.logs.some((l) => /refused: TLS from/.test(l)));
       assert.ok(!a.states.includes('WFReportParams'));
     } finally {
+      await a.link.stop();
+    }
+  });
+
+  test(`at most ${listenerConnectionsMax} connections at once, TLS handshakes included`, async () => {
+    const port = await freePort();
+    const a = side('alpha', 'beta', port, await freePort(), tlsOf('alpha'));
+    const squatters: Socket[] = [];
+    let closed = 0;
+    try {
+      await a.link.start();
+      // Connections that never start their TLS handshake.
+      for (let i = 0; i < 20; i++) {
+        const s = tcpConnect({ host, port });
+        s.on('error', () => {});
+        s.on('close', () => closed++);
+        s.resume();
+        squatters.push(s);
+        await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const open = squatters.length - closed;
+      assert.ok(
+        open >= 1 && open <= listenerConnectionsMax,
+        `${open} held (limit ${listenerConnectionsMax})`,
+      );
+      // The held ones end at the TLS handshake timeout (1 s here).
+      await waitFor('every squatter dropped', () => closed === squatters.length, 5000);
+    } finally {
+      for (const s of squatters) s.destroy();
       await a.link.stop();
     }
   });
