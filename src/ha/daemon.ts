@@ -66,6 +66,18 @@ export class HaDaemon {
   readonly peerName: string | undefined;
   readonly witness: string | undefined;
   private hadQuorum = true;
+  /** The majority was held once since start (before that, its absence may be only the votes' round trip). */
+  private everHadQuorum = false;
+
+  /**
+   * How long a starting node waits for the others' votes before it releases a group it
+   * found running (a restarted tandem-ha whose group runs on): about two heartbeat
+   * round trips, at most deadtime.
+   */
+  private quorumGraceMs(): number {
+    const { keepalive, deadtime } = this.o.config.hacf;
+    return Math.min(deadtime.ms, 4 * keepalive.ms);
+  }
   /**
    * On the witness: the data nodes whose copy is old (their peer went on writing while
    * the majority counted them dead), with the resource, kept in RUN_DIR/tandem-ha.outdated
@@ -119,6 +131,8 @@ export class HaDaemon {
       // hold `start` until the timeout, and a timeout must be told from a failure.
       run: spawnRun,
       log: (level, message) => o.log(level, message),
+      // With a witness, a start under way stops short of promoting once the majority is gone.
+      mayNotAct: () => (quorumOf(this.quorumInput()).has ? undefined : lostQuorum),
     };
     this.groups = new GroupManager({
       // The witness has no disks: it runs no group, whatever haresources says.
@@ -312,6 +326,7 @@ export class HaDaemon {
           const peer = this.membership.view(this.peerName);
           const qi = this.quorumInput();
           const quorum = quorumOf(qi);
+          if (quorum.has) this.everHadQuorum = true;
           if (quorum.has !== this.hadQuorum) {
             this.hadQuorum = quorum.has;
             this.o.log(quorum.has ? 'info' : 'error', quorum.why);
@@ -326,6 +341,7 @@ export class HaDaemon {
             peer.state === 'up' ? 'up' : !outdated && deadByMajority(qi, this.peerName) ? 'dead' : 'unknown';
           const actions = decideGroups({
             quorum: quorum.has,
+            quorumPending: !this.everHadQuorum && this.membership.uptimeMs() < this.quorumGraceMs(),
             self: this.o.node,
             peerLiveness: liveness,
             settled: this.membership.settled(),
@@ -351,7 +367,8 @@ export class HaDaemon {
                 this.startFailed.delete(a.key);
                 if (a.why === 'the peer is dead' || a.why.includes('standby') || a.why.includes('failed'))
                   this.failovers++;
-              } else this.startFailed.add(a.key);
+              } else if (quorumOf(this.quorumInput()).has) this.startFailed.add(a.key);
+              // A start abandoned for the majority is no failure of this node's: it may try again.
             } else {
               if (a.why === lostQuorum) await this.failDisks(a.key);
               await this.groups.stop(a.key);

@@ -124,8 +124,9 @@ export class GroupManager {
       this.o.log('info', `group ${key}: starting`);
       const started: HaResource[] = [];
       for (const r of g.cfg.resources) {
-        let failure: string | undefined;
+        let failure: string | undefined = this.o.ctx.mayNotAct?.();
         try {
+          if (failure !== undefined) throw new Error(`start abandoned: ${failure}`);
           const agent = await this.agent(r);
           const st = await agent.run('status', r.args, this.o.ctx);
           if (st.ok && st.running) {

@@ -170,6 +170,11 @@ export class Membership {
     }
   }
 
+  /** Time since this membership was made (the daemon's start), ms. */
+  uptimeMs(): number {
+    return this.clock.now() - this.startedMs;
+  }
+
   /** Heartbeats are being sent (start() was called, stop() not yet). */
   get started(): boolean {
     return this.transport !== undefined;

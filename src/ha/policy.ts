@@ -47,6 +47,12 @@ export interface PolicyInput {
   readonly autoFailback: boolean;
   /** This node has a majority (always true without a witness). */
   readonly quorum: boolean;
+  /**
+   * Just started and never yet had the majority: the others' votes need a heartbeat
+   * round trip. A group found running here is not released for want of a majority
+   * until this ends (nothing is started either).
+   */
+  readonly quorumPending?: boolean;
   readonly groups: readonly PolicyGroup[];
 }
 
@@ -66,7 +72,8 @@ export function decideGroups(input: PolicyInput): PolicyAction[] {
   for (const g of input.groups) {
     if (!input.quorum) {
       // The others may already count this node dead and take the group: give it up.
-      if (g.mine === 'running') actions.push({ kind: 'stop', key: g.key, why: lostQuorum });
+      if (g.mine === 'running' && !input.quorumPending)
+        actions.push({ kind: 'stop', key: g.key, why: lostQuorum });
       continue;
     }
     const mineHeld = held(g.mine);

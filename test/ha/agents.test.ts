@@ -446,6 +446,28 @@ describe('tandemdisk / drbddisk with a fake tandemadm', () => {
     assert.equal(none.calls.length, 1);
   });
 
+  it('start stops short of promoting once the node may no longer act (lost the majority)', async () => {
+    let majority = true;
+    let n = 0;
+    const f = fake(
+      () => {
+        n++;
+        if (n === 2) majority = false; // the majority goes while the disk is still syncing
+        return notUpToDate;
+      },
+      { mayNotAct: () => (majority ? undefined : 'this node lost the majority') },
+    );
+    assertFailed(
+      await tandemdiskAgent.run('start', ['example'], f.ctx),
+      'AGENT_REFUSED',
+      /not promoted: this node lost the majority/,
+    );
+    assert.equal(f.calls.length, 2, 'no promotion attempt after the majority went');
+    const never = fake(() => exit0, { mayNotAct: () => 'this node lost the majority' });
+    assertFailed(await tandemdiskAgent.run('start', ['example'], never.ctx), 'AGENT_REFUSED');
+    assert.equal(never.calls.length, 0);
+  });
+
   it('start does not retry any other refusal or failure', async () => {
     const refused = fake(() => ({
       code: 11,

@@ -92,6 +92,47 @@ test('a failing agent in the middle: what was started is stopped in reverse; rel
   assert.ok(logs.some((l) => /stopping what this start started/.test(l)));
 });
 
+test('a start under way is abandoned, before the next resource, once the node may no longer act', async () => {
+  const f = fakeAgents({});
+  let why: string | undefined;
+  const guarded = { ...ctx, mayNotAct: () => why } as AgentContext;
+  const g = new GroupManager({ groups, ctx: guarded, resolve: f.resolve, log: () => {} });
+  // The majority goes while IPaddr starts (its arping takes a while).
+  const resolve = f.resolve;
+  const g2 = new GroupManager({
+    groups,
+    ctx: guarded,
+    resolve: async (name) => {
+      const a = await resolve(name);
+      if (name !== 'IPaddr' || !a) return a;
+      return {
+        ...a,
+        run: async (action, args, c) => {
+          const r = await a.run(action, args, c);
+          if (action === 'start') why = 'this node lost the majority';
+          return r;
+        },
+      };
+    },
+    log: () => {},
+  });
+  assert.equal(await g2.start(key), false);
+  assert.deepEqual(
+    f.calls.filter((c) => !c.endsWith(' status')),
+    ['IPaddr::10.0.0.100/24 start', 'IPaddr::10.0.0.100/24 stop'],
+    'no disk promoted, the address given back',
+  );
+  assert.match(g2.status()[0]!.reason ?? '', /start abandoned: this node lost the majority/);
+  assert.equal(g2.state(key), 'released');
+  // Without a majority from the start, nothing is touched.
+  f.calls.length = 0;
+  assert.equal(await g.start(key), false);
+  assert.deepEqual(
+    f.calls.filter((c) => !c.endsWith(' status')),
+    [],
+  );
+});
+
 test('a stop that keeps failing leaves the group failed (held here), after retries', async () => {
   const f = fakeAgents({ Filesystem: { stop: { ok: false, message: 'target is busy' } } });
   const g = new GroupManager({ groups, ctx, resolve: f.resolve, log: () => {}, stopTries: 2 });

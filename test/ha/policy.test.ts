@@ -35,6 +35,11 @@ const cases: [string, PolicyInput, string[]][] = [
   ['peer unknown: nothing yet', input({ peerLiveness: 'unknown' }), []],
   ['no majority: release what runs here', input({ quorum: false }, [g({ mine: 'running' })]), [`stop ${K}`]],
   [
+    'no majority yet, just started (votes on their way): keep what was found running, start nothing',
+    input({ quorum: false, quorumPending: true }, [g({ mine: 'running' }), g({ key: 'other' })]),
+    [],
+  ],
+  [
     'no majority, peer dead: start nothing',
     input({ quorum: false, self: 'server7', peerLiveness: 'dead', peerStandby: false }),
     [],

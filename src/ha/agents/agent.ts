@@ -77,6 +77,12 @@ export interface AgentContext {
   readonly scriptTimeoutMs?: number;
   /** Waits between tandemdisk retries; tests pass one that returns at once. */
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * Why this node may no longer take anything over (it lost the majority), or undefined.
+   * A group's start asks before each resource, and tandemdisk before each promotion:
+   * a start under way when the majority goes must not promote a disk.
+   */
+  readonly mayNotAct?: () => string | undefined;
 }
 
 export interface Agent {

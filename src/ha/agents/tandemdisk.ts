@@ -43,10 +43,18 @@ async function start(t: Tandemadm, res: string, ctx: AgentContext): Promise<Agen
   // Both bounds: the attempt count holds with a fake sleep, the deadline when tandemadm is slow.
   const attemptsMax = 1 + Math.ceil(waitMs / primaryRetryMs);
   const deadline = Date.now() + waitMs;
+  const refusal = (): AgentResult | undefined => {
+    const why = ctx.mayNotAct?.();
+    return why === undefined ? undefined : failure('AGENT_REFUSED', `${res}: not promoted: ${why}`);
+  };
+  const first = refusal();
+  if (first) return first;
   let r = await tandemadm(t, ctx, 'primary', res);
   for (let attempt = 1; attempt < attemptsMax && notUpToDateYet(r) && Date.now() < deadline; attempt++) {
     if (attempt === 1) ctx.log('info', `${res}: waiting up to ${waitMs / 1000} s for an UpToDate disk`);
     await sleep(primaryRetryMs);
+    const no = refusal();
+    if (no) return no;
     r = await tandemadm(t, ctx, 'primary', res);
   }
   if (r.code === 0 && !r.timedOut) return success(`${res} is Primary`);
