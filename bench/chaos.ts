@@ -4,7 +4,11 @@
 // schedules one after another and reports how many passed; a failure prints its seed,
 // schedule and what happened, so `--first SEED --seeds 1` replays it. `--disks` runs the
 // nodes on faulty disks (root, FUSE, nbdkit) and adds disk faults to the schedules.
+// `--ha` runs the whole stack instead: the seed cluster with a witness in network
+// namespaces (root), under crashes, partitions and SIGKILLs of tandem-ha.
 import { parseArgs } from 'node:util';
+import { runHaChaos } from '../test/chaos/ha-run.js';
+import { makeHaSchedule } from '../test/chaos/ha-schedule.js';
 import { runChaos } from '../test/chaos/run.js';
 import { makeSchedule } from '../test/chaos/schedule.js';
 
@@ -15,6 +19,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '12' },
     protocol: { type: 'string', default: 'C' },
     disks: { type: 'boolean', default: false },
+    ha: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
   },
 });
@@ -30,9 +35,11 @@ let acked = 0;
 let faults = 0;
 const failed: number[] = [];
 for (let seed = first; seed < first + count; seed++) {
-  const schedule = makeSchedule(seed, Number(values.steps), protocol, values.disks);
   const t = Date.now();
-  const r = await runChaos(schedule, values.verbose ? { log: (l) => process.stdout.write(`  ${l}\n`) } : {});
+  const log = values.verbose ? { log: (l: string) => process.stdout.write(`  ${l}\n`) } : {};
+  const r = values.ha
+    ? await runHaChaos(makeHaSchedule(seed, Number(values.steps)), log)
+    : await runChaos(makeSchedule(seed, Number(values.steps), protocol, values.disks), log);
   acked += r.acked;
   faults += r.faults;
   const secs = ((Date.now() - t) / 1000).toFixed(1);
@@ -47,6 +54,6 @@ for (let seed = first; seed < first + count; seed++) {
   }
 }
 process.stdout.write(
-  `\n${passed} of ${count} schedules passed (protocol ${protocol}${values.disks ? ', faulty disks' : ''}, ${faults} faults, ${acked} writes acknowledged)${failed.length ? `; failed seeds: ${failed.join(', ')}` : ''}\n`,
+  `\n${passed} of ${count} schedules passed (${values.ha ? 'the seed cluster with a witness' : `protocol ${protocol}`}${values.disks ? ', faulty disks' : ''}, ${faults} faults, ${acked} writes acknowledged)${failed.length ? `; failed seeds: ${failed.join(', ')}` : ''}\n`,
 );
 process.exit(failed.length === 0 ? 0 : 1);

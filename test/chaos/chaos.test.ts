@@ -4,7 +4,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { FaultyDisk } from '../helpers/faulty-disk.js';
+import { seedTools } from '../helpers/seed-cluster.js';
 import { systemTestSkipReason } from '../helpers/tandem-node.js';
+import { runHaChaos } from './ha-run.js';
+import { formatHaSchedule, makeHaSchedule } from './ha-schedule.js';
 import { judgeBlocks, pattern, runChaos } from './run.js';
 import { formatSchedule, makeSchedule } from './schedule.js';
 
@@ -112,4 +115,40 @@ describe('seeded fault schedules on faulty disks (EIO, ENOSPC, stalls, power cut
       assert.ok(r.acked > 1000, `only ${r.acked} writes acknowledged\n${r.report}`);
     });
   }
+});
+
+test('an HA schedule is a function of its seed and names its faults', () => {
+  assert.deepEqual(makeHaSchedule(5, 8), makeHaSchedule(5, 8));
+  assert.notDeepEqual(makeHaSchedule(5, 8), makeHaSchedule(6, 8));
+  const kinds = new Set<string>();
+  for (let seed = 1; seed <= 20; seed++)
+    for (const s of makeHaSchedule(seed, 8).steps) kinds.add(`${s.fault.kind} ${s.fault.target}`);
+  assert.deepEqual([...kinds].sort(), [
+    'crash owner',
+    'crash standby',
+    'cut owner',
+    'cut standby',
+    'cut witness',
+    'kill-ha owner',
+    'kill-ha standby',
+    'kill-ha witness',
+    'lossy owner',
+    'lossy standby',
+    'lossy witness',
+  ]);
+  assert.match(
+    formatHaSchedule(makeHaSchedule(3, 2)),
+    /^seed 3, the seed cluster with a witness, 2 steps:\n {2}1\. /,
+  );
+});
+
+describe('a seeded schedule against the whole stack (seed cluster with a witness)', async () => {
+  const skip = await systemTestSkipReason(seedTools);
+  test('seed 302: the standby cut off, the owner crashed, then cut off, tandem-ha killed, packet loss', {
+    skip,
+  }, async (t) => {
+    const r = await runHaChaos(makeHaSchedule(302, 5));
+    t.diagnostic(`${r.acked} files acknowledged, ${r.faults} faults`);
+    assert.ok(r.ok, r.report);
+  });
 });

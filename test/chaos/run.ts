@@ -113,6 +113,9 @@ class Workload {
   /** The last write per block acknowledged before an acknowledged FLUSH was sent. */
   readonly flushed = new Map<number, number>();
   errors: string[] = [];
+  /** While set, failed requests are expected (the Primary's disk is failing): counted, not errors. */
+  errorsExpected = false;
+  expectedErrors = 0;
   ackCount = 0;
   private next = 1;
   private target: TandemNode | undefined;
@@ -131,6 +134,11 @@ class Workload {
       s = (Math.imul(s, 1103515245) + 12345) >>> 0;
       return s / 4294967296;
     };
+  }
+
+  private failed(what: string): void {
+    if (this.errorsExpected) this.expectedErrors++;
+    else this.errors.push(what);
   }
 
   start(target: TandemNode): void {
@@ -205,12 +213,11 @@ class Workload {
         if (!p) throw new Error('a reply for a request never sent');
         pending.delete(r.cookie);
         if (p.kind === 'flush') {
-          if (r.error !== 0) this.errors.push(`FLUSH failed with NBD error ${r.error}`);
+          if (r.error !== 0) this.failed(`FLUSH failed with NBD error ${r.error}`);
           else for (const [b, n] of p.snapshot) if ((this.flushed.get(b) ?? 0) < n) this.flushed.set(b, n);
         } else {
           busy.delete(p.block);
-          if (r.error !== 0)
-            this.errors.push(`write ${p.n} to block ${p.block} failed with NBD error ${r.error}`);
+          if (r.error !== 0) this.failed(`write ${p.n} to block ${p.block} failed with NBD error ${r.error}`);
           else {
             this.acked.set(p.block, p.n);
             this.ackCount++;
@@ -410,7 +417,9 @@ ${host('bravo')}
     reader.close();
     if (workload.errors.length > 0)
       problems.push(...workload.errors.slice(0, 5).map((e) => `the application saw: ${e}`));
-    note(`judged: ${workload.ackCount} writes acknowledged, ${faults} faults, ${skipped} skipped`);
+    note(
+      `judged: ${workload.ackCount} writes acknowledged, ${faults} faults, ${skipped} skipped${workload.expectedErrors ? `, ${workload.expectedErrors} requests failed by a failing Primary disk` : ''}`,
+    );
   } catch (e) {
     problems.push(`the run failed: ${(e as Error).message}`);
   } finally {
@@ -478,17 +487,24 @@ ${host('bravo')}
     switch (f.kind) {
       case 'disk-error':
       case 'disk-full': {
-        const d = sec.disk;
-        if (!sec.alive || !d) return false;
-        note(`${describeFault(f)} (${sec.tn.name})`);
+        const n = f.side === 'primary' ? primary : sec;
+        const d = n.disk;
+        if (!n.alive || !d) return false;
+        note(`${describeFault(f)} (${n.tn.name})`);
+        // The Primary's failing disk fails the application's requests (tandem has no
+        // diskless Primary serving through the peer yet): expected until it is back.
+        if (n === primary) workload.errorsExpected = true;
         if (f.kind === 'disk-error') d.ioErrors(true);
         else d.full(true);
         await sleep(f.ms);
         d.ioErrors(false);
         d.full(false);
-        const s = await status(sec).catch(() => undefined);
-        note(`${sec.tn.name}: disk healed, it is ${s?.volumes[0]?.disk}`);
-        await reattach(sec);
+        const s = await status(n).catch(() => undefined);
+        note(`${n.tn.name}: disk healed, it is ${s?.volumes[0]?.disk}`);
+        await reattach(n);
+        // Requests the client sent while the disk was failing may still come back failed.
+        await sleep(300);
+        workload.errorsExpected = false;
         return true;
       }
       case 'disk-stall': {

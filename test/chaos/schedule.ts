@@ -18,12 +18,12 @@ export type Fault =
    */
   | { readonly kind: 'kill-primary'; readonly ms: number }
   /**
-   * The Secondary's disk fails every request with EIO for `ms`; then it is healed and
+   * One side's disk fails every request with EIO for `ms`; then it is healed and
    * `attach`ed again (an operator replacing the disk).
    */
-  | { readonly kind: 'disk-error'; readonly ms: number }
-  /** The Secondary's disk refuses writes with ENOSPC for `ms`; then space, and `attach`. */
-  | { readonly kind: 'disk-full'; readonly ms: number }
+  | { readonly kind: 'disk-error'; readonly side: 'primary' | 'secondary'; readonly ms: number }
+  /** One side's disk refuses writes with ENOSPC for `ms`; then space, and `attach`. */
+  | { readonly kind: 'disk-full'; readonly side: 'primary' | 'secondary'; readonly ms: number }
   /** One side's disk stops answering for `ms` (requests wait), then goes on. */
   | { readonly kind: 'disk-stall'; readonly side: 'primary' | 'secondary'; readonly ms: number }
   /**
@@ -128,7 +128,7 @@ export function makeSchedule(
         break;
       case 'disk-error':
       case 'disk-full':
-        fault = { kind, ms: int(200, 1500) };
+        fault = { kind, side: r() < 0.5 ? 'primary' : 'secondary', ms: int(200, 1500) };
         break;
       case 'disk-stall':
         fault = { kind, side: r() < 0.5 ? 'primary' : 'secondary', ms: int(50, 1500) };
@@ -141,6 +141,8 @@ export function makeSchedule(
   }
   return { seed, protocol, disks, steps: out };
 }
+
+const side = (s: 'primary' | 'secondary'): string => (s === 'primary' ? 'Primary' : 'Secondary');
 
 export function describeFault(f: Fault): string {
   switch (f.kind) {
@@ -157,11 +159,11 @@ export function describeFault(f: Fault): string {
     case 'kill-primary':
       return `SIGKILL the Primary's tandemd, promote the Secondary, restart after ${f.ms} ms`;
     case 'disk-error':
-      return `the Secondary's disk fails with EIO for ${f.ms} ms, then attach`;
+      return `the ${side(f.side)}'s disk fails with EIO for ${f.ms} ms, then attach`;
     case 'disk-full':
-      return `the Secondary's disk is full (ENOSPC) for ${f.ms} ms, then attach`;
+      return `the ${side(f.side)}'s disk is full (ENOSPC) for ${f.ms} ms, then attach`;
     case 'disk-stall':
-      return `the ${f.side === 'primary' ? 'Primary' : 'Secondary'}'s disk stops answering for ${f.ms} ms`;
+      return `the ${side(f.side)}'s disk stops answering for ${f.ms} ms`;
     case 'power-cut':
       return `power cut on the Secondary (disk stalled, tandemd SIGKILLed, held writes lost), restart after ${f.ms} ms`;
   }

@@ -5,6 +5,7 @@
 // drbddisk::example Filesystem::DEVICE::DIR::ext4 httpd`), httpd an LSB-style script
 // serving the mounted directory; resource `example` with protocol C, verify-alg sha1 and
 // resource-only fencing through `tandem-ha outdate-peer`.
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +49,8 @@ export class SeedCluster {
   /** The witness node, when the cluster has one (tandem-ha only: no disk, no tandemd). */
   readonly witness: Server | undefined;
   net!: TestNet;
+  /** The tandemd each server runs now (the last one started). */
+  readonly tandemd = new Map<Server['name'], ChildProcess>();
 
   private constructor(root: string, servers: readonly [Server, Server], witness: Server | undefined) {
     this.root = root;
@@ -81,8 +84,8 @@ export class SeedCluster {
     };
   }
 
-  async startTandemd(s: Server): Promise<void> {
-    this.net.spawn(
+  async startTandemd(s: Server): Promise<ChildProcess> {
+    const child = this.net.spawn(
       s.name,
       process.execPath,
       [
@@ -102,10 +105,12 @@ export class SeedCluster {
       if (i >= 100) throw new Error(`tandemd on ${s.name} did not start`);
       await sleep(100);
     }
+    this.tandemd.set(s.name, child);
+    return child;
   }
 
-  startHa(s: Server): void {
-    this.net.spawn(
+  startHa(s: Server): ChildProcess {
+    return this.net.spawn(
       s.name,
       process.execPath,
       [bin('tandem-ha'), '--config-dir', s.ha, '--node', s.name, '--run-dir', s.run],
@@ -234,6 +239,7 @@ deadtime 1
 initdead 3
 udpport 694
 ${all.map((n) => `ucast eth0 ${n.ip}`).join('\n')}
+logfile ${join(s.dir, 'ha.log')}
 auto_failback ${options.autoFailback === false ? 'off' : 'on'}
 ${all.map((n) => `node ${n.name}`).join('\n')}
 ${witness ? `witness ${witness.name}\n` : ''}`,
