@@ -504,7 +504,8 @@ export class Replicator {
   }
 
   private async newCurrentUuid(p: PeerVolume): Promise<void> {
-    const meta = p.v.meta!;
+    const meta = p.v.meta;
+    if (!meta) return this.diskGone(p, 'a new data generation');
     const u = meta.uuids();
     // Bit 0 records that the generation was started by a Primary (DRBD's _drbd_uuid_set).
     const fresh = (newUuid() & ~1n) | (this.h.role() === 'Primary' ? 1n : 0n);
@@ -716,7 +717,8 @@ export class Replicator {
   }
 
   private async inSync(p: PeerVolume): Promise<void> {
-    const meta = p.v.meta!;
+    const meta = p.v.meta;
+    if (!meta) return this.diskGone(p, 'the sync handshake');
     try {
       if (meta.flags().crashedPrimary) await meta.setFlags({ crashedPrimary: false });
       // Same generation on both sides and the peer's data is good: so is ours.
@@ -748,7 +750,8 @@ export class Replicator {
     direction: 'source' | 'target',
     full: boolean,
   ): Promise<void> {
-    const meta = p.v.meta!;
+    const meta = p.v.meta;
+    if (!meta) return this.diskGone(p, 'the bitmap exchange');
     p.direction = direction;
     p.sync = direction === 'source' ? 'WFBitMapS' : 'WFBitMapT';
     p.bitmapIn = new BitmapReceiver(meta.bitCount, (first, count) => meta.setBits(first, count));
@@ -772,7 +775,8 @@ export class Replicator {
 
   private async bitmapExchanged(p: PeerVolume): Promise<void> {
     if (!p.bitmapSent || !p.bitmapIn?.done) return;
-    const meta = p.v.meta!;
+    const meta = p.v.meta;
+    if (!meta) return this.diskGone(p, 'the bitmap exchange');
     if (p.direction === 'target') {
       p.sync = 'WFSyncUUID';
       return;
@@ -803,7 +807,8 @@ export class Replicator {
       this.protocolError(`SyncUuid in state ${p.sync}`);
       return;
     }
-    const meta = p.v.meta!;
+    const meta = p.v.meta;
+    if (!meta) return this.diskGone(p, 'starting the resync');
     try {
       await meta.setUuids({ current: uuid, bitmap: 0n });
       await p.v.setDisk('Inconsistent');
@@ -832,7 +837,8 @@ export class Replicator {
   }
 
   private async finishTarget(p: PeerVolume): Promise<void> {
-    const meta = p.v.meta!;
+    const meta = p.v.meta;
+    if (!meta) return this.diskGone(p, 'finishing the resync');
     const peerCurrent = p.peerUuids?.current;
     try {
       // Everything resynced is on stable storage before the metadata says UpToDate.
@@ -860,10 +866,19 @@ export class Replicator {
     this.sendState(p);
   }
 
+  /**
+   * The volume's disk went away (detached after an I/O error) while a handshake step or
+   * a resync was under way: the detach tells the peer and a later attach starts over.
+   */
+  private diskGone(p: PeerVolume, during: string): void {
+    this.h.log.log('warn', `${during}: the disk is gone (${p.v.disk})`, { volume: p.v.number });
+  }
+
   private async finishSource(p: PeerVolume): Promise<void> {
-    const meta = p.v.meta!;
     p.sync = 'Established';
     this.source.end(p.v.number);
+    const meta = p.v.meta;
+    if (!meta) return this.diskGone(p, 'finishing the resync');
     try {
       const u = meta.uuids();
       // DRBD drbd_uuid_set_bm(0): the bitmap UUID goes to the history.

@@ -345,7 +345,7 @@ ${host('bravo')}
       }
       for (const n of nodes)
         if (n.tn.crashed) {
-          problems.push(`tandemd on ${n.tn.name} died by itself`);
+          problems.push(`tandemd on ${n.tn.name} died by itself: ${n.tn.stderrTail.slice(-1500)}`);
           n.alive = false;
           await n.tn.stop('SIGKILL');
         }

@@ -159,6 +159,7 @@ export class TandemNode {
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
       stderr += d.toString();
+      this.stderrText = stderr.slice(-4000);
     });
     this.daemon = child;
     const deadline = Date.now() + 15_000;
@@ -168,6 +169,13 @@ export class TandemNode {
       if (Date.now() > deadline) throw new Error(`tandemd did not answer: ${stderr}\n${this.log()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  private stderrText = '';
+
+  /** The end of the last tandemd's stderr (where a crash's stack is). */
+  get stderrTail(): string {
+    return this.stderrText;
   }
 
   /** tandemd exited though nobody stopped it (stop() forgets the process it stops). */
