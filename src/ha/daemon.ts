@@ -91,6 +91,8 @@ export class HaDaemon {
   private standby = false;
   /** Groups whose last start here failed: the peer may try them. */
   private readonly startFailed = new Set<string>();
+  /** The peer's liveness at the last evaluation (a change clears startFailed). */
+  private lastLiveness: PeerLiveness | undefined;
   private server: Server | undefined;
   private evaluating = false;
   private evaluation: Promise<void> = Promise.resolve();
@@ -339,6 +341,13 @@ export class HaDaemon {
             this.membership.view(this.witness).view.some((v) => v.name === this.o.node && v.outdatePending);
           const liveness: PeerLiveness =
             peer.state === 'up' ? 'up' : !outdated && deadByMajority(qi, this.peerName) ? 'dead' : 'unknown';
+          // A start that failed here failed in the world of that moment (the peer still
+          // Primary, say). Once the peer dies or comes back, this node may try again:
+          // otherwise both nodes can wait for each other to try, and nobody serves.
+          if (liveness !== this.lastLiveness) {
+            if (liveness !== 'unknown') this.startFailed.clear();
+            this.lastLiveness = liveness;
+          }
           const actions = decideGroups({
             quorum: quorum.has,
             quorumPending: !this.everHadQuorum && this.membership.uptimeMs() < this.quorumGraceMs(),

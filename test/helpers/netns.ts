@@ -87,10 +87,13 @@ export class TestNet {
   async cleanup(): Promise<void> {
     for (const c of this.children) c.kill('SIGKILL');
     // Anything still running in our namespaces (agents' children: a web server, arping).
-    for (const h of this.hosts) {
+    for (const [i, h] of this.hosts.entries()) {
       const pids = await sh('ip', ['netns', 'pids', this.ns(h.name)]);
       for (const pid of pids.out.split('\n').filter(Boolean)) await sh('kill', ['-9', pid]);
       await sh('ip', ['netns', 'del', this.ns(h.name)]);
+      // The veth pair goes with its namespace only once the namespace is freed (after
+      // its last process has exited): delete our end now, so the next run can reuse the name.
+      await sh('ip', ['link', 'del', `${this.tag}v${i}`]);
     }
     await sh('ip', ['link', 'del', this.bridge]);
   }
