@@ -132,6 +132,14 @@ interface PeerVolume {
   readonly v: ReplicaVolume;
   /** Lost the peer as Primary while fencing held writes: a new current UUID when they resume. */
   newUuidPending: boolean;
+  /**
+   * Promoted without a peer: the new data generation starts with the first write
+   * (DRBD 9's NEW_CUR_UUID), not at the promotion — a node promoted and demoted again
+   * without writing has changed nothing and must not look like one side of a split brain.
+   */
+  generationOnWrite: boolean;
+  /** The first write's generation being written (later writes wait for the same one). */
+  generating: Promise<void> | undefined;
   sync: VolumeSync;
   peerDisk: DiskState;
   peerUuids: ReportUuids | undefined;
@@ -208,6 +216,8 @@ export class Replicator {
     this.vols = host.volumes.map((v) => ({
       v,
       newUuidPending: false,
+      generationOnWrite: false,
+      generating: undefined,
       sync: 'Off',
       peerDisk: 'DUnknown',
       peerUuids: undefined,
@@ -478,6 +488,35 @@ export class Replicator {
       this.openGate(p);
       void this.afterLoss(p, reason.code);
     }
+  }
+
+  /** Promoted without a peer: the first write will start a new data generation (see generationOnWrite). */
+  generationOnFirstWrite(n: number): void {
+    const p = this.vols[n];
+    if (p?.v.meta !== undefined && p.v.meta.uuids().bitmap === 0n) p.generationOnWrite = true;
+  }
+
+  private startGeneration(p: PeerVolume): Promise<void> {
+    p.generating ??= (async () => {
+      try {
+        const meta = p.v.meta;
+        if (meta !== undefined && meta.uuids().bitmap === 0n) {
+          await this.newCurrentUuid(p);
+          await meta.flush();
+          this.h.log.log(
+            'info',
+            `new current UUID ${formatUuid(meta.uuids().current)} with the first write as a disconnected Primary`,
+            {
+              volume: p.v.number,
+            },
+          );
+        }
+        p.generationOnWrite = false;
+      } finally {
+        p.generating = undefined;
+      }
+    })();
+    return p.generating;
   }
 
   /** DRBD: a Primary that loses its peer starts a new data generation, so the peer's copy is recognisably older. */
@@ -916,6 +955,12 @@ export class Replicator {
   writeGate(n: number): Promise<void> | undefined {
     const p = this.vols[n]!;
     if (this.suspension !== undefined) return this.suspension.promise;
+    if (p.generationOnWrite) {
+      // Only a disconnected Primary's first write starts a generation; connected again
+      // (or demoted) before writing, the old generation simply goes on.
+      if (this.linkStateNow === 'Connected' || this.h.role() !== 'Primary') p.generationOnWrite = false;
+      else return this.startGeneration(p);
+    }
     if (p.gate !== undefined) return p.gate.promise;
     if (this.link.queuedBytes > sendQueueBytesMax) return this.link.whenDrained();
     return undefined;

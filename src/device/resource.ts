@@ -403,8 +403,13 @@ export class Resource {
       for (const { v, d } of decisions) {
         if (d.ok && d.forced) await v.forcePrimary();
         else {
-          // DRBD drbd_set_role: promoted without a peer, a new data generation starts.
-          if (!connected && v.meta && v.meta.uuids().bitmap === 0n) await v.meta.newCurrentUuid();
+          // DRBD drbd_set_role: promoted without a peer, a new data generation starts —
+          // with the first write when there is a replicator to hold it back (DRBD 9's
+          // NEW_CUR_UUID), so a promotion undone before any write changes nothing.
+          if (!connected && v.meta && v.meta.uuids().bitmap === 0n) {
+            if (rep) rep.generationOnFirstWrite(v.cfg.number);
+            else await v.meta.newCurrentUuid();
+          }
           await v.setPrimaryFlag(true);
         }
       }

@@ -172,3 +172,34 @@ test('after-sb-2pri disconnect: two Primaries stay apart', async () => {
     await p.cleanup();
   }
 });
+
+test('a node promoted and demoted while apart, without writing, is no side of a split brain (the generation starts with the first write)', async () => {
+  const p = await syncedPair('C', 'after-sb-0pri disconnect; after-sb-1pri disconnect;');
+  try {
+    await p.a.res.disconnect();
+    await p.b.res.disconnect();
+    // a is Primary and writes on; b is promoted (a failover that is undone at once) and
+    // demoted again before writing anything.
+    for (let i = 0; i < 3; i++) await volumeOf(p.a).write(Buffer.alloc(block, 0xaa), i * block, false);
+    const before = volumeOf(p.b).meta!.uuids().current;
+    await p.b.res.primary(false);
+    assert.equal(volumeOf(p.b).meta!.uuids().current, before, 'no new generation at the promotion');
+    await p.b.res.secondary();
+    await p.a.res.connect();
+    await p.b.res.connect();
+    await waitFor('a resync from a, no split brain', () => settled(p.a) && settled(p.b));
+    assert.equal(vol(p.b).splitBrain ?? null, null);
+    assert.ok((await readBlock(p.b, 0)).equals(Buffer.alloc(block, 0xaa)), "a's write reached b");
+    // Promoted apart and written: the first write starts a new generation first.
+    await p.a.res.secondary();
+    await p.b.res.disconnect();
+    await p.b.res.primary(false);
+    const kept = volumeOf(p.b).meta!.uuids().current;
+    await volumeOf(p.b).write(Buffer.alloc(block, 0xbb), 0, false);
+    const u = volumeOf(p.b).meta!.uuids();
+    assert.notEqual(u.current, kept, 'the first write started a new generation');
+    assert.equal(u.bitmap, kept, 'the old generation is the bitmap UUID');
+  } finally {
+    await p.cleanup();
+  }
+});
