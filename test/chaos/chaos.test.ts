@@ -162,9 +162,6 @@ test("regression: the Primary's disk full right after the Secondary's power cut 
 
 describe('a seeded schedule against the whole stack (seed cluster with a witness)', async () => {
   const skip = await systemTestSkipReason(seedTools);
-  // Seeds that cut the owner off again and again while packet loss makes majorities
-  // come and go can still end in a split brain or with nobody owning the group (seeds 6
-  // and 7 of `--ha --steps 8`): open bugs, see the README. This schedule passes.
   test('seed 2: tandem-ha killed on the witness and twice on the owner, packet loss, the owner crashed', {
     skip,
   }, async (t) => {
