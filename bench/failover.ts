@@ -57,21 +57,13 @@ try {
     const failbackMs = await c.waitForPage(30_000, t1);
     const row = [String(round), fmt(failoverMs / 1000, 2), fmt(failbackMs / 1000, 2)];
     if (c.witness) {
-      const nft = (...args: string[]) => c.net.exec('server6', 'nft', args);
       const t2 = Date.now();
-      await nft('add', 'table', 'inet', 'cut');
-      for (const [chain, hook, dir] of [
-        ['in', 'input', 'saddr'],
-        ['out', 'output', 'daddr'],
-      ] as const) {
-        await nft('add', 'chain', 'inet', 'cut', chain, `{ type filter hook ${hook} priority 0; }`);
-        await nft('add', 'rule', 'inet', 'cut', chain, 'ip', dir, '{ 172.25.137.7, 172.25.137.8 }', 'drop');
-      }
+      await c.cut(c.servers[0]);
       // server6 answers the client until it has released the group: wait for server7's page.
       await holdsAll(s7, 'server7 never took the group after the cut');
       const partitionMs = await c.waitForPage(30_000, t2);
       const t3 = Date.now();
-      await nft('delete', 'table', 'inet', 'cut');
+      await c.heal(c.servers[0]);
       await holdsAll(s6, 'the group never came back to server6 after the heal');
       const healMs = await c.waitForPage(30_000, t3);
       row.push(fmt(partitionMs / 1000, 2), fmt(healMs / 1000, 2));

@@ -124,19 +124,21 @@ export class GroupManager {
       this.o.log('info', `group ${key}: starting`);
       const started: HaResource[] = [];
       for (const r of g.cfg.resources) {
-        let failure: string | undefined = this.o.ctx.mayNotAct?.();
-        try {
-          if (failure !== undefined) throw new Error(`start abandoned: ${failure}`);
-          const agent = await this.agent(r);
-          const st = await agent.run('status', r.args, this.o.ctx);
-          if (st.ok && st.running) {
-            this.o.log('info', `group ${key}: ${r.text} already running`);
-            continue;
+        const refusal = this.o.ctx.mayNotAct?.();
+        let failure = refusal === undefined ? undefined : `start abandoned: ${refusal}`;
+        if (failure === undefined) {
+          try {
+            const agent = await this.agent(r);
+            const st = await agent.run('status', r.args, this.o.ctx);
+            if (st.ok && st.running) {
+              this.o.log('info', `group ${key}: ${r.text} already running`);
+              continue;
+            }
+            const res = await agent.run('start', r.args, this.o.ctx);
+            if (!res.ok) failure = res.message;
+          } catch (e) {
+            failure = (e as Error).message;
           }
-          const res = await agent.run('start', r.args, this.o.ctx);
-          if (!res.ok) failure = res.message;
-        } catch (e) {
-          failure = (e as Error).message;
         }
         if (failure !== undefined) {
           const reason = `${r.text} failed to start: ${failure}`;

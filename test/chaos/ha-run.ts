@@ -16,35 +16,12 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { callDaemon } from '../../src/daemon/control-client.js';
-import { SeedCluster, type Server } from '../helpers/seed-cluster.js';
+import { fsyncWriter, SeedCluster, type Server } from '../helpers/seed-cluster.js';
 import { describeHaFault, formatHaSchedule, type HaFault, type HaSchedule } from './ha-schedule.js';
-import type { ChaosResult } from './run.js';
+import { type ChaosResult, chaosResult } from './run.js';
 
 const resource = 'example';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** One file per write, fsync'd with its directory; its number logged only after that. */
-const writerScript = `import os, sys
-d, log, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
-os.makedirs(d, exist_ok=True)
-dfd = os.open(d, os.O_RDONLY)
-i = first
-with open(log, 'a') as out:
-    while True:
-        i += 1
-        try:
-            fd = os.open(os.path.join(d, str(i)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.write(fd, (str(i) + '\\n').encode() * 200)
-            os.fsync(fd)
-            os.close(fd)
-            os.fsync(dfd)
-        except OSError:
-            sys.exit(0)
-        out.write(str(i) + '\\n')
-        out.flush()
-        if i % 10 == 0:
-            import time; time.sleep(0.01)
-`;
 
 export interface HaChaosOptions {
   readonly log?: (line: string) => void;
@@ -79,9 +56,6 @@ export async function runHaChaos(schedule: HaSchedule, options: HaChaosOptions =
   const startHa = (s: Server): void => {
     procs.get(s)!.ha = watch(s, 'tandem-ha', c.startHa(s));
   };
-  const startTandemd = async (s: Server): Promise<void> => {
-    procs.get(s)!.tandemd = watch(s, 'tandemd', await c.startTandemd(s));
-  };
   const role = async (s: Server): Promise<string | undefined> => {
     const r = await callDaemon(join(s.run, 'tandemd.sock'), 'status', resource, false, 2000).catch(
       () => undefined,
@@ -97,7 +71,7 @@ export async function runHaChaos(schedule: HaSchedule, options: HaChaosOptions =
 
   // The writer, on the owner of the moment.
   const script = join(c.root, 'writer.py');
-  writeFileSync(script, writerScript);
+  writeFileSync(script, fsyncWriter);
   const ackLogs: string[] = [];
   let writer: { server: Server; child: ChildProcess } | undefined;
   const startWriter = (s: Server): void => {
@@ -145,24 +119,6 @@ export async function runHaChaos(schedule: HaSchedule, options: HaChaosOptions =
     for (const s of c.servers) if (!dead.has(s) && (await holds(s))) return s;
     return undefined;
   };
-  /** Drops everything (or `percent`% at random) between `s` and the other two, each way. */
-  const cutTable = async (s: Server, on: boolean, percent = 100): Promise<void> => {
-    const nft = (...args: string[]) => c.net.exec(s.name, 'nft', args);
-    if (!on) {
-      await nft('delete', 'table', 'inet', 'cut');
-      return;
-    }
-    const others = all.filter((x) => x !== s).map((x) => x.ip);
-    await nft('add', 'table', 'inet', 'cut');
-    for (const [chain, hook, dir] of [
-      ['in', 'input', 'saddr'],
-      ['out', 'output', 'daddr'],
-    ] as const) {
-      await nft('add', 'chain', 'inet', 'cut', chain, `{ type filter hook ${hook} priority 0; }`);
-      const loss = percent < 100 ? ['numgen', 'random', 'mod', '100', '<', String(percent)] : [];
-      await nft('add', 'rule', 'inet', 'cut', chain, 'ip', dir, `{ ${others.join(', ')} }`, ...loss, 'drop');
-    }
-  };
   const crash = async (s: Server): Promise<void> => {
     const p = procs.get(s)!;
     for (const child of [p.tandemd, p.ha]) if (child) expected.add(child);
@@ -170,13 +126,11 @@ export async function runHaChaos(schedule: HaSchedule, options: HaChaosOptions =
     await c.kill(s);
   };
   const reboot = async (s: Server): Promise<void> => {
-    await c.net.exec(s.name, 'ip', ['addr', 'del', '172.25.137.100/24', 'dev', 'eth0']);
-    await c.net.exec(s.name, 'sh', ['-c', 'umount -l ' + s.www + ' 2>/dev/null; true']);
-    await c.net.up(s.name);
-    await startTandemd(s);
-    const up = await c.adm(s, 'up', resource);
-    if (up.code !== 0) throw new Error(`up on ${s.name} after the reboot: ${up.err}`);
-    startHa(s);
+    await c.revive(s);
+    procs.set(s, {
+      tandemd: watch(s, 'tandemd', c.tandemd.get(s.name)!),
+      ha: watch(s, 'tandem-ha', c.haDaemons.get(s.name)!),
+    });
     dead.delete(s);
   };
 
@@ -202,9 +156,9 @@ export async function runHaChaos(schedule: HaSchedule, options: HaChaosOptions =
         return;
       case 'cut':
       case 'lossy':
-        await cutTable(target, true, f.kind === 'lossy' ? f.percent : 100);
+        await c.cut(target, f.kind === 'lossy' ? f.percent : 100);
         await sleep(f.ms);
-        await cutTable(target, false);
+        await c.heal(target);
         return;
     }
   };
@@ -222,7 +176,7 @@ export async function runHaChaos(schedule: HaSchedule, options: HaChaosOptions =
       faults++;
     }
     note('schedule done: healing, waiting for one owner and sync');
-    for (const s of all) await c.net.exec(s.name, 'nft', ['delete', 'table', 'inet', 'cut']);
+    for (const s of all) await c.heal(s);
     for (const s of c.servers) if (dead.has(s)) await reboot(s);
     let final: Server | undefined;
     for (let i = 0; i < 300; i++) {
@@ -291,20 +245,10 @@ export async function runHaChaos(schedule: HaSchedule, options: HaChaosOptions =
   }
 
   function finish(ackedCount: number): ChaosResult {
-    const report = [
-      formatHaSchedule(schedule),
-      'what happened:',
-      ...events.map((e) => `  ${e}`),
-      ...(problems.length ? ['problems:', ...problems.map((p) => `  ${p}`)] : []),
-    ].join('\n');
-    return {
-      seed: schedule.seed,
-      ok: problems.length === 0,
-      problems,
+    return chaosResult(schedule.seed, formatHaSchedule(schedule), events, problems, {
       acked: ackedCount,
       faults,
       skipped: 0,
-      report,
-    };
+    });
   }
 }

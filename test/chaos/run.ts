@@ -44,6 +44,23 @@ export interface ChaosResult {
   readonly report: string;
 }
 
+/** A run's result; its report is the schedule, what happened and the problems, for replay. */
+export function chaosResult(
+  seed: number,
+  scheduleText: string,
+  events: readonly string[],
+  problems: readonly string[],
+  counts: { readonly acked: number; readonly faults: number; readonly skipped: number },
+): ChaosResult {
+  const report = [
+    scheduleText,
+    'what happened:',
+    ...events.map((e) => `  ${e}`),
+    ...(problems.length ? ['problems:', ...problems.map((p) => `  ${p}`)] : []),
+  ].join('\n');
+  return { seed, ok: problems.length === 0, problems, ...counts, report };
+}
+
 /** Block content of write n: (n, block) in every 8 bytes, recognisable when misplaced. */
 export function pattern(n: number, block: number): Buffer {
   const b = Buffer.alloc(blockBytes);
@@ -439,21 +456,11 @@ ${host('bravo')}
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  const report = [
-    formatSchedule(schedule),
-    'what happened:',
-    ...events.map((e) => `  ${e}`),
-    ...(problems.length ? ['problems:', ...problems.map((p) => `  ${p}`)] : []),
-  ].join('\n');
-  return {
-    seed: schedule.seed,
-    ok: problems.length === 0,
-    problems,
+  return chaosResult(schedule.seed, formatSchedule(schedule), events, problems, {
     acked: workload.ackCount,
     faults,
     skipped,
-    report,
-  };
+  });
 
   function inSync(s: Awaited<ReturnType<typeof status>> | undefined): boolean {
     const v = s?.volumes[0];

@@ -143,33 +143,26 @@ export class FaultyDisk {
   }
 
   private async unmountFront(): Promise<void> {
-    const front = this.front;
+    await killed(this.front);
     this.front = undefined;
-    if (front && front.exitCode === null) {
-      const gone = new Promise((r) => front.once('exit', r));
-      front.kill('SIGKILL');
-      await gone;
-    }
     await sh('fusermount3', ['-u', '-z', join(this.dir, 'mnt')]);
-    const fuse = this.fuse;
+    await killed(this.fuse);
     this.fuse = undefined;
-    if (fuse && fuse.exitCode === null) {
-      const gone = new Promise((r) => fuse.once('exit', r));
-      fuse.kill('SIGKILL');
-      await gone;
-    }
   }
 
   async close(): Promise<void> {
     this.flag('eio', false);
     this.flag('full', false);
     await this.unmountFront();
-    const back = this.back;
+    await killed(this.back);
     this.back = undefined;
-    if (back && back.exitCode === null) {
-      const gone = new Promise((r) => back.once('exit', r));
-      back.kill('SIGKILL');
-      await gone;
-    }
   }
+}
+
+/** SIGKILLs `p` and waits for it to be gone (at once if it already is, by exit or signal). */
+async function killed(p: ChildProcess | undefined): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const gone = new Promise((r) => p.once('exit', r));
+  p.kill('SIGKILL');
+  await gone;
 }

@@ -17,6 +17,34 @@ export const vip = '172.25.137.100';
 export const page = '<h1>tandem: the seed experiment</h1>\n';
 export const seedTools = ['nsenter', 'ip', 'curl', 'python3', 'nbdfuse', 'losetup', 'mkfs.ext4', 'nft'];
 
+/**
+ * A writer for the filesystem on the group's device: one file per write (`FIRST+1`,
+ * `FIRST+2`, …; FIRST defaults to 0), each fsync'd with its directory, its number logged
+ * only after that; it exits at the first I/O error. `python3 writer.py DIR LOG [FIRST]`.
+ */
+export const fsyncWriter = `import os, sys, time
+d, log = sys.argv[1], sys.argv[2]
+i = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+os.makedirs(d, exist_ok=True)
+dfd = os.open(d, os.O_RDONLY)
+with open(log, 'a') as out:
+    while True:
+        i += 1
+        try:
+            fd = os.open(os.path.join(d, str(i)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(fd, (str(i) + '\\n').encode() * 200)
+            os.fsync(fd)
+            os.close(fd)
+            os.fsync(dfd)
+        except OSError as e:
+            print('stopped at', i, e, file=sys.stderr)
+            sys.exit(0)
+        out.write(str(i) + '\\n')
+        out.flush()
+        if i % 10 == 0:
+            time.sleep(0.01)
+`;
+
 export interface Server {
   readonly name: 'server6' | 'server7' | 'witness';
   readonly ip: string;
@@ -51,6 +79,8 @@ export class SeedCluster {
   net!: TestNet;
   /** The tandemd each server runs now (the last one started). */
   readonly tandemd = new Map<Server['name'], ChildProcess>();
+  /** The tandem-ha each node runs now (the last one started). */
+  readonly haDaemons = new Map<Server['name'], ChildProcess>();
 
   private constructor(root: string, servers: readonly [Server, Server], witness: Server | undefined) {
     this.root = root;
@@ -110,12 +140,41 @@ export class SeedCluster {
   }
 
   startHa(s: Server): ChildProcess {
-    return this.net.spawn(
+    const child = this.net.spawn(
       s.name,
       process.execPath,
       [bin('tandem-ha'), '--config-dir', s.ha, '--node', s.name, '--run-dir', s.run],
       this.env(s),
     );
+    this.haDaemons.set(s.name, child);
+    return child;
+  }
+
+  /**
+   * A silent partition of `s` (nftables in its namespace): every packet between it and
+   * the other nodes dropped, each way — or `percent`% of them at random (packet loss).
+   * The client still reaches it. Throws when nft refuses.
+   */
+  async cut(s: Server, percent = 100): Promise<void> {
+    const others = [...this.servers, ...(this.witness ? [this.witness] : [])]
+      .filter((x) => x !== s)
+      .map((x) => x.ip);
+    const nft = async (...args: string[]) =>
+      must(await this.net.exec(s.name, 'nft', args), `nft ${args.join(' ')}`);
+    await nft('add', 'table', 'inet', 'cut');
+    for (const [chain, hook, dir] of [
+      ['in', 'input', 'saddr'],
+      ['out', 'output', 'daddr'],
+    ] as const) {
+      await nft('add', 'chain', 'inet', 'cut', chain, `{ type filter hook ${hook} priority 0; }`);
+      const loss = percent < 100 ? ['numgen', 'random', 'mod', '100', '<', String(percent)] : [];
+      await nft('add', 'rule', 'inet', 'cut', chain, 'ip', dir, `{ ${others.join(', ')} }`, ...loss, 'drop');
+    }
+  }
+
+  /** Undoes cut(s); false when there was no cut. */
+  async heal(s: Server): Promise<boolean> {
+    return (await this.net.exec(s.name, 'nft', ['delete', 'table', 'inet', 'cut'])).code === 0;
   }
 
   ha(s: Server, ...args: string[]) {

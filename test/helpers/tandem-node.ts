@@ -198,7 +198,8 @@ export class TandemNode {
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     const child = this.daemon;
     this.daemon = undefined;
-    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+    // Gone already (by exit or by a signal): its 'exit' has fired, do not wait for it.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill(signal);
     return exited;

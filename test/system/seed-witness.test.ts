@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { page, SeedCluster, type Server, seedTools, sleep } from '../helpers/seed-cluster.js';
+import { fsyncWriter, page, SeedCluster, type Server, seedTools, sleep } from '../helpers/seed-cluster.js';
 import { systemTestSkipReason } from '../helpers/tandem-node.js';
 
 const skip = await systemTestSkipReason(seedTools);
@@ -18,28 +18,6 @@ function ok(r: { code: number; out: string; err: string }, what: string): string
   assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.err}\n${r.out}`);
   return r.out;
 }
-
-/** One file per write, fsync'd with its directory; its number logged only after that. */
-const writer = `import os, sys
-d, log = sys.argv[1], sys.argv[2]
-os.makedirs(d, exist_ok=True)
-dfd = os.open(d, os.O_RDONLY)
-i = 0
-with open(log, 'a') as out:
-    while True:
-        i += 1
-        try:
-            fd = os.open(os.path.join(d, str(i)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.write(fd, (str(i) + '\\n').encode() * 200)
-            os.fsync(fd)
-            os.close(fd)
-            os.fsync(dfd)
-        except OSError as e:
-            print('stopped at', i, e, file=sys.stderr)
-            sys.exit(0)
-        out.write(str(i) + '\\n')
-        out.flush()
-`;
 
 describe('the seed cluster with a witness: a partition never lets two nodes serve', { skip }, () => {
   let c: SeedCluster;
@@ -134,7 +112,7 @@ describe('the seed cluster with a witness: a partition never lets two nodes serv
     const [s6, s7] = servers;
     const acks = join(c.root, 'acks.log');
     const script = join(c.root, 'writer.py');
-    writeFileSync(script, writer);
+    writeFileSync(script, fsyncWriter);
     writeFileSync(acks, '');
     c.net.spawn('server6', 'python3', [script, join(s6.www, 'w'), acks]);
     const acked = () => readFileSync(acks, 'utf8').split('\n').filter(Boolean);
@@ -143,21 +121,7 @@ describe('the seed cluster with a witness: a partition never lets two nodes serv
       await sleep(100);
     }
     // A silent partition: everything between server6 and the other two is dropped.
-    const nft = (...args: string[]) => c.net.exec('server6', 'nft', args);
-    ok(await nft('add', 'table', 'inet', 'cut'), 'nft table');
-    for (const [chain, hook, dir] of [
-      ['in', 'input', 'saddr'],
-      ['out', 'output', 'daddr'],
-    ] as const) {
-      ok(
-        await nft('add', 'chain', 'inet', 'cut', chain, `{ type filter hook ${hook} priority 0; }`),
-        'nft chain',
-      );
-      ok(
-        await nft('add', 'rule', 'inet', 'cut', chain, 'ip', dir, '{ 172.25.137.7, 172.25.137.8 }', 'drop'),
-        'nft rule',
-      );
-    }
+    await c.cut(s6);
     const t0 = Date.now();
     const ackedAtCut = acked().length;
     for (let i = 0; !(await holds(s7)); i++) {
@@ -195,7 +159,7 @@ describe('the seed cluster with a witness: a partition never lets two nodes serv
 
   test('healed: no split brain — server6 resyncs from server7, the replicas are identical', async () => {
     const [s6, s7] = servers;
-    ok(await c.net.exec('server6', 'nft', ['delete', 'table', 'inet', 'cut']), 'nft delete');
+    assert.ok(await c.heal(s6), 'no cut to heal on server6');
     for (const s of servers)
       ok(await adm(s, '--timeout', '60', 'wait-sync', 'example'), `wait-sync ${s.name}`);
     assert.equal(ok(await adm(s7, 'dstate', 'example'), 'dstate'), 'UpToDate/UpToDate\n');
