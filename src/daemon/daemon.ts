@@ -8,6 +8,7 @@ import { openVolume } from '../device/disk.js';
 import { Resource, StateChangeError } from '../device/resource.js';
 import { refusals } from '../device/state.js';
 import type { VolumeOpener } from '../device/volume.js';
+import { nowaitUnavailable } from '../storage/nowait.js';
 import type { Logger } from '../util/log.js';
 import type { ControlRequest } from './control-protocol.js';
 import { ControlFailure, ControlServer } from './control-server.js';
@@ -86,6 +87,12 @@ export class Daemon {
       'info',
       `started for node ${this.options.node}: ${[...this.resources.keys()].join(', ') || 'no resources'}`,
     );
+    // Slower, not wrong: worth a line for whoever wonders why reads cost more here.
+    if (nowaitUnavailable !== undefined)
+      this.options.log.log(
+        'info',
+        `native I/O helper not in use (${nowaitUnavailable}): every read goes through the thread pool`,
+      );
   }
 
   private select(name: string): Resource[] {

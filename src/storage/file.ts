@@ -1,8 +1,11 @@
 // Storage on a regular file or a block device: opened once, positional reads
-// and writes on libuv's thread pool, fdatasync for flush.
+// and writes, fdatasync for flush. Reads of cached data are done at once on the
+// event loop (preadv2 RWF_NOWAIT, src/storage/nowait.ts), the rest on libuv's
+// thread pool; small buffered writes with writeSync (see syncWriteBytesMax).
 import { execFileSync } from 'node:child_process';
 import { read as fsRead, write as fsWrite, writeSync } from 'node:fs';
 import { constants, type FileHandle, open } from 'node:fs/promises';
+import { EAGAIN, ENOSYS, EOPNOTSUPP, errnoError, nowaitIo } from './nowait.js';
 import { type BlockStorage, checkRange, StorageError, type StorageErrorCode } from './storage.js';
 
 /**
@@ -17,6 +20,13 @@ import { type BlockStorage, checkRange, StorageError, type StorageErrorCode } fr
  * where every write waits for the disk.
  */
 export const syncWriteBytesMax = 64 * 1024;
+
+/**
+ * Reads up to this size first try the page cache from the event loop (a cache
+ * hit is a memcpy; a miss returns EAGAIN at once and goes to the thread pool).
+ * 4 KiB random reads at QD16: see bench/one-node.ts.
+ */
+export const nowaitReadBytesMax = 256 * 1024;
 
 // The callback API: lighter per call than FileHandle's promise methods on the hot path.
 function readAt(fd: number, buf: Uint8Array, at: number, length: number, position: number): Promise<number> {
@@ -36,6 +46,8 @@ export interface FileStorageOptions {
   readonly direct?: boolean;
   /** Use only the first sizeBytes of the file (the rest holds internal metadata). */
   readonly sizeBytes?: number;
+  /** Try cached reads on the event loop when the native helper is there (default true). */
+  readonly nowait?: boolean;
   /**
    * Open with O_DSYNC: every write is durable when it completes, and flush() has
    * nothing left to do. For metadata: an fdatasync of the whole backing file
@@ -70,10 +82,20 @@ export class FileStorage implements BlockStorage {
 
   private readonly dsync: boolean;
   private readonly syncWrites: boolean;
+  /** Cached reads on the event loop; off with O_DIRECT, or once the file refused RWF_NOWAIT. */
+  private nowaitReads: boolean;
 
-  private constructor(fh: FileHandle, name: string, sizeBytes: number, dsync: boolean, direct: boolean) {
+  private constructor(
+    fh: FileHandle,
+    name: string,
+    sizeBytes: number,
+    dsync: boolean,
+    direct: boolean,
+    nowait: boolean,
+  ) {
     this.dsync = dsync;
     this.syncWrites = !dsync && !direct;
+    this.nowaitReads = nowait && !direct && nowaitIo !== undefined;
     this.fh = fh;
     this.name = name;
     this.sizeBytes = sizeBytes;
@@ -88,7 +110,14 @@ export class FileStorage implements BlockStorage {
       const size = options.sizeBytes ?? total;
       if (size > total)
         throw new StorageError('EINVAL', `${path}: ${size} bytes asked, ${total} available`, 0, size);
-      return new FileStorage(fh, path, size, options.dsync === true, options.direct === true);
+      return new FileStorage(
+        fh,
+        path,
+        size,
+        options.dsync === true,
+        options.direct === true,
+        options.nowait !== false,
+      );
     } catch (e) {
       await fh.close();
       throw e;
@@ -111,9 +140,39 @@ export class FileStorage implements BlockStorage {
     checkRange(this, offset, length);
   }
 
+  /** Whether reads try the page cache on the event loop first. */
+  get readsNowait(): boolean {
+    return this.nowaitReads;
+  }
+
+  /**
+   * What the page cache gives at once: bytes read (all of buf, part of it, or 0
+   * at the end of the file), or -1 when the rest must wait for the disk.
+   */
+  private readCached(buf: Uint8Array, offset: number): number {
+    if (!this.nowaitReads || !nowaitIo || buf.length > nowaitReadBytesMax) return -1;
+    const n = nowaitIo.preadNowait(this.fh.fd, buf, offset);
+    if (n >= 0) return n;
+    if (n === -EAGAIN) return -1;
+    // A file system, device or kernel without RWF_NOWAIT: the thread pool from now on.
+    if (n === -EOPNOTSUPP || n === -ENOSYS) {
+      this.nowaitReads = false;
+      return -1;
+    }
+    throw this.failed('read', errnoError(-n, 'preadv2'), offset, offset, buf.length);
+  }
+
   async read(buf: Uint8Array, offset: number): Promise<void> {
     this.check(offset, buf.length);
     let done = 0;
+    if (buf.length > 0) {
+      const n = this.readCached(buf, offset);
+      if (n === 0) {
+        buf.fill(0);
+        return;
+      }
+      if (n > 0) done = n;
+    }
     while (done < buf.length) {
       let n: number;
       try {

@@ -140,9 +140,12 @@ export class TandemNode {
 
   /** Starts tandemd and waits for its control socket to answer. */
   async start(extraArgs: readonly string[] = []): Promise<void> {
+    // TANDEMD_NODE_ARGS: options for node itself, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile a bench.
+    const nodeArgs = (process.env.TANDEMD_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
     const child = spawn(
       process.execPath,
       [
+        ...nodeArgs,
         bin('tandemd'),
         '-c',
         this.conf,

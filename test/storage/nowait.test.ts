@@ -1,0 +1,119 @@
+// The native helper (native/tandem_io.c): it is built where a C compiler and
+// Node-API's headers are; a read of data not in the page cache returns EAGAIN at
+// once; FileStorage serves cached reads without a trip through the event loop
+// and the rest through the thread pool, with the same bytes either way.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import test from 'node:test';
+import { FileStorage } from '../../src/storage/file.js';
+import { errnoError, nowaitIo, nowaitModulePath, nowaitUnavailable } from '../../src/storage/nowait.js';
+
+const { EAGAIN, EBADF, EINVAL } = constants.errno;
+const compiler = spawnSync('cc', ['--version']).status === 0;
+const headers = [join(dirname(dirname(process.execPath)), 'include', 'node'), '/usr/include/node'].some((d) =>
+  existsSync(join(d, 'node_api.h')),
+);
+const canBuild = compiler && headers && process.env.TANDEM_NO_NATIVE !== '1';
+
+test('the helper is built and loaded wherever it can be built', {
+  skip: !canBuild && 'no cc or node_api.h',
+}, () => {
+  assert.ok(existsSync(nowaitModulePath), `${nowaitModulePath} was not built`);
+  assert.equal(nowaitUnavailable, undefined);
+  assert.ok(nowaitIo);
+});
+
+/** A file whose data was written around the page cache (O_DIRECT): none of it is cached. */
+function uncachedFile(dir: string, blocks: number): string {
+  const path = join(dir, 'cold.img');
+  execFileSync('dd', [
+    'if=/dev/urandom',
+    `of=${path}`,
+    'bs=4096',
+    `count=${blocks}`,
+    'oflag=direct',
+    'status=none',
+  ]);
+  return path;
+}
+
+test('preadNowait: EAGAIN for data not in the page cache, the bytes once cached, -errno for bad calls', {
+  skip: !nowaitIo && nowaitUnavailable,
+}, () => {
+  const io = nowaitIo as NonNullable<typeof nowaitIo>;
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-nowait-'));
+  try {
+    const path = uncachedFile(dir, 16);
+    const fd = openSync(path, 'r');
+    try {
+      const b = Buffer.alloc(4096);
+      assert.equal(io.preadNowait(fd, b, 8192), -EAGAIN);
+      const want = readFileSync(path).subarray(8192, 8192 + 4096);
+      assert.equal(io.preadNowait(fd, b, 8192), 4096);
+      assert.ok(b.equals(want));
+      assert.equal(io.preadNowait(fd, b, 16 * 4096), 0, 'at the end of the file: 0 bytes');
+      assert.equal(io.preadNowait(9999, b, 0), -EBADF);
+      assert.equal(io.preadNowait(fd, 'text' as unknown as Uint8Array, 0), -EINVAL);
+      assert.equal(io.preadNowait(fd, b, -1), -EINVAL);
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Whether `p` settles within microtasks alone, i.e. before the event loop turns. */
+async function settlesWithoutTheLoop(p: Promise<void>): Promise<boolean> {
+  let done = false;
+  p.then(() => {
+    done = true;
+  });
+  for (let i = 0; i < 50 && !done; i++) await Promise.resolve();
+  const answer = done;
+  await p;
+  return answer;
+}
+
+test('FileStorage.read: a miss goes to the thread pool, a hit completes at once; the same bytes with the helper off', {
+  skip: !nowaitIo && nowaitUnavailable,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-nowait-'));
+  try {
+    const cold = uncachedFile(dir, 64);
+    const s = await FileStorage.open(cold, { nowait: true });
+    const off = await FileStorage.open(cold, { nowait: false });
+    try {
+      assert.equal(s.readsNowait, true);
+      assert.equal(off.readsNowait, false);
+      const first = Buffer.alloc(4096);
+      assert.equal(await settlesWithoutTheLoop(s.read(first, 40960)), false, 'a miss waits for the disk');
+      const again = Buffer.alloc(4096);
+      assert.equal(await settlesWithoutTheLoop(s.read(again, 40960)), true, 'a hit is served at once');
+      assert.ok(first.equals(again));
+      const viaPool = Buffer.alloc(4096);
+      assert.equal(await settlesWithoutTheLoop(off.read(viaPool, 40960)), false);
+      assert.ok(viaPool.equals(first));
+      assert.ok(readFileSync(cold).subarray(40960, 45056).equals(first));
+      // Larger than a nowait read: through the pool, whole.
+      const big = Buffer.alloc(64 * 4096);
+      await s.read(big, 0);
+      assert.ok(big.equals(readFileSync(cold)));
+    } finally {
+      await s.close();
+      await off.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('errnoError names the errno as Node does', () => {
+  const e = errnoError(constants.errno.EIO, 'preadv2');
+  assert.equal(e.code, 'EIO');
+  assert.equal(e.syscall, 'preadv2');
+  assert.match(e.message, /^EIO: preadv2/);
+});
