@@ -81,6 +81,22 @@ export async function stopChild(c: ChildProcess): Promise<void> {
   await done;
 }
 
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** Each figure's median over several runs of one job. */
+export function medianResult(runs: readonly FioResult[]): FioResult {
+  return {
+    iops: median(runs.map((r) => r.iops)),
+    mbps: median(runs.map((r) => r.mbps)),
+    p50us: median(runs.map((r) => r.p50us)),
+    p99us: median(runs.map((r) => r.p99us)),
+  };
+}
+
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) =>

@@ -1,16 +1,35 @@
 // Benchmark: one tandem node (protocol C, no peer) against `nbdkit file` on the
 // same backing file, through fio's nbd engine. Prints IOPS, MB/s, p50/p99
 // latency and the ratio to nbdkit.
-// Usage: npm run bench -- [--seconds N] [--only TEXT] (only the jobs whose name has TEXT)
+// Usage: npm run bench -- [--seconds N] [--repeat N] [--only TEXT]
+// Each job runs --repeat times (3 by default), nbdkit and tandem in turns whose
+// order alternates; the table shows medians and the spread of the ratio, since
+// one run on a shared 2-core machine varies by 10-20%. --only: the jobs whose
+// name has TEXT.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sh, systemTestSkipReason, TandemNode } from '../test/helpers/tandem-node.js';
-import { type FioResult, fio, fmt, standardJobs, startNbdkit, stopChild, table } from './lib.js';
+import {
+  type FioResult,
+  fio,
+  fmt,
+  median,
+  medianResult,
+  standardJobs,
+  startNbdkit,
+  stopChild,
+  table,
+} from './lib.js';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '10' }, only: { type: 'string' } },
+  options: {
+    seconds: { type: 'string', default: '10' },
+    repeat: { type: 'string', default: '3' },
+    only: { type: 'string' },
+  },
 });
 const seconds = Number(values.seconds);
+const repeat = Math.max(1, Number(values.repeat));
 const jobs = standardJobs.filter((j) => values.only === undefined || j.name.includes(values.only));
 const diskBytes = 1024 * 1024 * 1024;
 const ioBytes = 512 * 1024 * 1024;
@@ -36,7 +55,7 @@ try {
     `count=${diskBytes / (4 * 1024 * 1024)}`,
     'conv=fsync',
   ]);
-  const results = new Map<string, { nbdkit: FioResult; tandem: FioResult }>();
+  const results = new Map<string, { nbdkit: FioResult; tandem: FioResult }[]>();
   const must = async (p: Promise<{ code: number; err: string }>, what: string) => {
     const r = await p;
     if (r.code !== 0) throw new Error(`${what}: ${r.err}`);
@@ -51,25 +70,46 @@ try {
   const sock = join(node.dir, 'nbdkit.sock');
   const kit = await startNbdkit(node.disk, sock);
   try {
-    for (const job of jobs) {
-      // Each run starts from the same page cache: nothing dirty, nothing cached.
-      await settle();
-      const nbdkit = await fio(`nbd+unix:///?socket=${sock}`, job, seconds, ioBytes);
-      await settle();
-      const tandem = await fio(tandemUri, job, seconds, ioBytes);
-      results.set(job.name, { nbdkit, tandem });
+    for (let round = 0; round < repeat; round++) {
+      for (const job of jobs) {
+        // Each run starts from the same page cache: nothing dirty, nothing cached.
+        const run = async (uri: string) => {
+          await settle();
+          return fio(uri, job, seconds, ioBytes);
+        };
+        const kitUri = `nbd+unix:///?socket=${sock}`;
+        let nbdkit: FioResult;
+        let tandem: FioResult;
+        if (round % 2 === 0) {
+          nbdkit = await run(kitUri);
+          tandem = await run(tandemUri);
+        } else {
+          tandem = await run(tandemUri);
+          nbdkit = await run(kitUri);
+        }
+        const list = results.get(job.name) ?? [];
+        list.push({ nbdkit, tandem });
+        results.set(job.name, list);
+        process.stderr.write(
+          `round ${round + 1}/${repeat} ${job.name}: ratio ${fmt(tandem.iops / nbdkit.iops, 2)}\n`,
+        );
+      }
     }
   } finally {
     await stopChild(kit);
   }
 
   const rows = jobs.map((job) => {
-    const { nbdkit, tandem } = results.get(job.name) as { nbdkit: FioResult; tandem: FioResult };
+    const runs = results.get(job.name) ?? [];
+    const nbdkit = medianResult(runs.map((r) => r.nbdkit));
+    const tandem = medianResult(runs.map((r) => r.tandem));
+    const ratios = runs.map((r) => r.tandem.iops / r.nbdkit.iops);
     return [
       job.name,
       fmt(nbdkit.iops),
       fmt(tandem.iops),
-      fmt(tandem.iops / nbdkit.iops, 2),
+      fmt(median(ratios), 2),
+      `${fmt(Math.min(...ratios), 2)}-${fmt(Math.max(...ratios), 2)}`,
       fmt(nbdkit.mbps, 1),
       fmt(tandem.mbps, 1),
       `${fmt(nbdkit.p50us)}/${fmt(nbdkit.p99us)}`,
@@ -77,12 +117,13 @@ try {
     ];
   });
   process.stdout.write(
-    `one node, ${seconds} s per job, 1 GiB allocated backing file, fio nbd engine over a unix socket\n\n${table(
+    `one node, ${seconds} s per job, medians of ${repeat} runs, 1 GiB allocated backing file, fio nbd engine over a unix socket\n\n${table(
       [
         'job',
         'nbdkit IOPS',
         'tandem IOPS',
         'ratio',
+        'ratio range',
         'nbdkit MB/s',
         'tandem MB/s',
         'nbdkit p50/p99 us',

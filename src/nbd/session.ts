@@ -57,6 +57,9 @@ export const handshakeMsMax = 10_000;
 /** Bytes of WRITE payload buffered per connection before reading pauses. */
 export const bufferedBytesMax = 64 * 1024 * 1024;
 
+/** Replies of one turn up to this many bytes are copied into one buffer; more go out as a writev. */
+export const coalesceBytesMax = 256 * 1024;
+
 export const blockSizeMin = 1;
 export const blockSizePreferred = 4096;
 
@@ -102,7 +105,6 @@ export class NbdSession {
   private export: NbdExport | undefined;
   private inFlight = 0;
   private disconnecting = false;
-  private corked = false;
   private readonly handshakeTimer: NodeJS.Timeout;
   private heldBytes = 0;
   /** The export size announced in the handshake. */
@@ -530,21 +532,51 @@ export class NbdSession {
   }
 
   /**
-   * Replies completed in the same turn of the event loop go out in one writev:
-   * the socket is corked at the first and uncorked on the next tick.
+   * Replies completed in the same turn of the event loop go out in one write on
+   * the next tick: small ones copied into one buffer (one stream write, one
+   * syscall), larger ones corked into one writev. `done` runs once the socket
+   * has taken the bytes.
    */
   private send(b: Buffer, done?: () => void): void {
-    const s = this.socket;
-    if (!this.corked) {
-      this.corked = true;
-      s.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        s.uncork();
-      });
+    if (!this.outScheduled) {
+      this.outScheduled = true;
+      process.nextTick(this.flushOut);
     }
-    s.write(b, done);
+    this.outChunks.push(b);
+    this.outBytes += b.length;
+    if (done) this.outDone.push(done);
   }
+
+  private outScheduled = false;
+  private outChunks: Buffer[] = [];
+  private outBytes = 0;
+  private outDone: (() => void)[] = [];
+
+  private readonly flushOut = (): void => {
+    this.outScheduled = false;
+    const chunks = this.outChunks;
+    if (chunks.length === 0) return;
+    const bytes = this.outBytes;
+    const done = this.outDone;
+    this.outChunks = [];
+    this.outBytes = 0;
+    this.outDone = [];
+    const s = this.socket;
+    const after =
+      done.length === 0
+        ? undefined
+        : () => {
+            for (const f of done) f();
+          };
+    if (chunks.length === 1) s.write(chunks[0] as Buffer, after);
+    else if (bytes <= coalesceBytesMax) s.write(Buffer.concat(chunks, bytes), after);
+    else {
+      s.cork();
+      for (let i = 0; i < chunks.length - 1; i++) s.write(chunks[i] as Buffer);
+      s.write(chunks[chunks.length - 1] as Buffer, after);
+      s.uncork();
+    }
+  };
 
   private reply(req: Request, error: number, data?: Buffer): void {
     if (this.socket.destroyed) return;
@@ -565,6 +597,8 @@ export class NbdSession {
   private maybeFinishDisconnect(): void {
     if (this.inFlight > 0) return;
     this.closeExport();
+    // Replies still waiting for the end of this turn go first.
+    this.flushOut();
     this.socket.end();
   }
 }
