@@ -4,7 +4,7 @@
 // bad flags are refused with exit status 2.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'node:test';
 import { parseSize } from '../../src/demo/demo.js';
@@ -72,7 +72,23 @@ test('--keep leaves both nodes running until SIGINT, which stops them and remove
     assert.equal(existsSync(dir), false);
     assert.equal(daemonsIn(dir), '');
   } finally {
-    r.child.kill('SIGKILL');
+    // On a failure above: the demo's own Ctrl-C path first, then by force, and
+    // whatever tandemd it left (found by its directory).
+    if (r.child.exitCode === null) {
+      r.child.kill('SIGINT');
+      const late = setTimeout(() => r.child.kill('SIGKILL'), 10_000);
+      await r.exited;
+      clearTimeout(late);
+    }
+    const m = /^DIR=(\S+)$/m.exec(r.output());
+    if (m) {
+      try {
+        execFileSync('pkill', ['-KILL', '-f', m[1] as string]);
+      } catch {
+        // nothing left
+      }
+      rmSync(m[1] as string, { recursive: true, force: true });
+    }
   }
 });
 
