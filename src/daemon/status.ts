@@ -53,6 +53,10 @@ export interface VolumeCounters {
   readonly appPending: number;
   /** ep: epochs (write-ordering barriers). */
   readonly epochs: number;
+  /** al: activity-log transactions written since the disk was attached. */
+  readonly alWrites: number;
+  /** bm: bitmap pages written since the disk was attached. */
+  readonly bitmapWrites: number;
 }
 
 export interface ResourceStatus {
@@ -272,7 +276,7 @@ export function renderProc(resources: readonly ResourceStatus[], version = '8.4.
       `${minor}: cs:${v.replication} ro:${r.role}/${r.peerRole} ds:${v.disk}/${v.peerDisk} ${protocol} r-----`,
     );
     out.push(
-      `    ns:${kib(c.sentBytes)} nr:${kib(c.receivedBytes)} dw:${kib(c.diskWrittenBytes)} dr:${kib(c.diskReadBytes)} al:0 bm:0 lo:0 pe:${c.pending} ua:${c.unacked} ap:${c.appPending} ep:${c.epochs + 1} wo:f oos:${kib(v.outOfSyncBytes)}`,
+      `    ns:${kib(c.sentBytes)} nr:${kib(c.receivedBytes)} dw:${kib(c.diskWrittenBytes)} dr:${kib(c.diskReadBytes)} al:${c.alWrites} bm:${c.bitmapWrites} lo:0 pe:${c.pending} ua:${c.unacked} ap:${c.appPending} ep:${c.epochs + 1} wo:f oos:${kib(v.outOfSyncBytes)}`,
     );
     out.push(...progressLines(v));
   }

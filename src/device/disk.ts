@@ -158,6 +158,7 @@ export function volumeMeta(store: MetaStore, disk: OpenedDisk): VolumeMeta {
     },
     outOfSyncBytes: () => store.bitmap.outOfSyncBytes(),
     flush: () => store.flushBitmap(),
+    metaWrites: () => ({ activityLog: store.alWrites, bitmapPages: store.bitmapPageWrites }),
     async close(clean) {
       try {
         if (clean) await store.close();

@@ -646,6 +646,8 @@ export class Resource {
             unacked: c?.unacked ?? 0,
             appPending: v.appInFlight(),
             epochs: c?.epochs ?? 0,
+            alWrites: v.meta?.metaWrites().activityLog ?? 0,
+            bitmapWrites: v.meta?.metaWrites().bitmapPages ?? 0,
           },
         };
       }),

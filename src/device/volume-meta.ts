@@ -63,6 +63,8 @@ export interface VolumeMeta {
   nextDirtyRun(startBit: number, bitCountMax: number): OutOfSyncRun | undefined;
   /** Persists dirty bitmap pages. */
   flush(): Promise<void>;
+  /** Metadata updates since the disk was attached: activity-log transactions and bitmap pages written. */
+  metaWrites(): { readonly activityLog: number; readonly bitmapPages: number };
   /** Persists everything; `clean` records an orderly shutdown (no AL replay needed). */
   close(clean: boolean): Promise<void>;
 }

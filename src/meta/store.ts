@@ -184,6 +184,11 @@ export class MetaStore {
     return next;
   }
 
+  /** Activity-log transactions written since open (/proc/drbd `al:`). */
+  alWrites = 0;
+  /** Bitmap pages written since open (/proc/drbd `bm:`). */
+  bitmapPageWrites = 0;
+
   private async writeDirtyPages(): Promise<void> {
     this.check();
     const pages = this.bitmap.takeDirtyPages();
@@ -200,6 +205,7 @@ export class MetaStore {
         await this.guard(() =>
           this.device.write(piece, this.layout.bitmapOffsetBytes + first * bitmapPageBytes),
         );
+        this.bitmapPageWrites += n;
         i += n;
       }
       if (pages.length > 0) await this.guard(() => this.device.flush());
@@ -273,6 +279,7 @@ export class MetaStore {
         await this.device.write(w.block, this.layout.alOffsetBytes + w.ringIndex * alTransactionBytes);
         await this.device.flush();
       });
+      this.alWrites++;
       this.al.committed(w.seq);
     })();
     this.alInFlight = done.catch(() => undefined);

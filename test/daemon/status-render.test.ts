@@ -40,6 +40,8 @@ function volume(patch: Partial<VolumeStatus> = {}): VolumeStatus {
       unacked: 0,
       appPending: 0,
       epochs: 0,
+      alWrites: 0,
+      bitmapWrites: 0,
     },
     ...patch,
   };
@@ -194,7 +196,7 @@ test('proc: the 8.4 lines, counters in KiB; a blank line as minor 0 is missing',
   );
 });
 
-test('proc: counters round up to KiB and pe/ua/ap/ep/oos come from the model', () => {
+test('proc: counters round up to KiB and al/bm/pe/ua/ap/ep/oos come from the model', () => {
   const v = volume({
     minor: 0,
     outOfSyncBytes: 4097,
@@ -207,6 +209,8 @@ test('proc: counters round up to KiB and pe/ua/ap/ep/oos come from the model', (
       unacked: 3,
       appPending: 4,
       epochs: 0,
+      alWrites: 5,
+      bitmapWrites: 6,
     },
   });
   assert.equal(
@@ -214,7 +218,7 @@ test('proc: counters round up to KiB and pe/ua/ap/ep/oos come from the model', (
     [
       'version: 8.4.11-1 (api:1/proto:86-101)',
       ' 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate A r-----',
-      '    ns:2 nr:3072 dw:0 dr:1 al:0 bm:0 lo:0 pe:2 ua:3 ap:4 ep:1 wo:f oos:5',
+      '    ns:2 nr:3072 dw:0 dr:1 al:5 bm:6 lo:0 pe:2 ua:3 ap:4 ep:1 wo:f oos:5',
       '',
     ].join('\n'),
   );

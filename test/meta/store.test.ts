@@ -123,14 +123,18 @@ test('bitmap write-back writes only the dirty pages, consecutive ones together',
   store.markOutOfSync(0, 4096);
   store.markOutOfSync(page + 5, 1);
   store.markOutOfSync(3 * page, 4096);
+  assert.equal(store.bitmapPageWrites, 0);
   await store.flushBitmap();
   assert.deepEqual(storage.writes, [
     { offset: big.bitmapOffsetBytes, length: 2 * 4096 },
     { offset: big.bitmapOffsetBytes + 3 * 4096, length: 4096 },
   ]);
+  // /proc/drbd's bm: counts the pages written.
+  assert.equal(store.bitmapPageWrites, 3);
   storage.writes.length = 0;
   await store.flushBitmap();
   assert.deepEqual(storage.writes, []);
+  assert.equal(store.bitmapPageWrites, 3);
   assert.equal(store.markInSync(0, 4096), 1);
   await store.close();
   const snap = await readMeta(storage.inner, big);
@@ -172,7 +176,14 @@ test('eviction writes the bitmap before the log forgets the extent', async () =>
   await store.flushBitmap();
   store.markOutOfSync(4096 * 3, 4096); // in extent 0, the least recently used
   storage.writes.length = 0;
+  // /proc/drbd's al: one per transaction; an extent already in the log needs none.
+  const transactions = store.alWrites;
+  assert.ok(transactions >= 7);
+  await store.alBegin([6]);
+  store.alComplete(6);
+  assert.equal(store.alWrites, transactions);
   await store.alBegin([8]);
+  assert.equal(store.alWrites, transactions + 1);
   const bitmapAt = layout.bitmapOffsetBytes;
   assert.equal(storage.writes.length, 2);
   assert.equal(storage.writes[0]!.offset, bitmapAt);
