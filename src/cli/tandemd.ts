@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultConfigFile, loadResolvedConfig } from '../config/drbd-load.js';
+import { splitHostPort } from '../config/drbd-options.js';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogger, type LogLevel } from '../util/log.js';
 import { CliError, exitCodes, printWarnings, runMain } from './errors.js';
@@ -21,6 +22,8 @@ const usage = `usage: tandemd [-c FILE] [--node NAME] [--run-dir DIR] [--daemon]
       --log-level L    debug, info (default), warn or error
       --log-file FILE  append the log here instead of stderr
       --no-kernel-device  serve NBD sockets only; make no /dev device
+      --metrics-address HOST:PORT  serve Prometheus metrics at /metrics there
+                       (overrides global { metrics-address }; off unless one is set)
   -h, --help           show this help`;
 
 await runMain('tandemd', async () => {
@@ -35,6 +38,7 @@ await runMain('tandemd', async () => {
         'log-level': { type: 'string' },
         'log-file': { type: 'string' },
         'no-kernel-device': { type: 'boolean' },
+        'metrics-address': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -53,6 +57,17 @@ await runMain('tandemd', async () => {
   const runDir = (values['run-dir'] as string | undefined) || process.env['TANDEM_RUN_DIR'] || defaultRunDir;
   const config = loadResolvedConfig(file);
   printWarnings(config.warnings, false);
+  const fromConfig = config.global.get('metrics-address')?.value;
+  const metricsAddress =
+    (values['metrics-address'] as string | undefined) ??
+    (typeof fromConfig === 'string' ? fromConfig : undefined);
+  if (metricsAddress !== undefined) {
+    const { host, port } = splitHostPort(metricsAddress);
+    if (host === '' || !metricsAddress.includes(':') || !Number.isInteger(port) || port < 0 || port > 65535)
+      throw new CliError(
+        `--metrics-address: expected HOST:PORT (e.g. 127.0.0.1:9942), got '${metricsAddress}'`,
+      );
+  }
 
   if (values['daemon']) {
     const args = process.argv.slice(2).filter((a) => a !== '--daemon');
@@ -78,6 +93,7 @@ await runMain('tandemd', async () => {
     runDir,
     log,
     kernelDevices: values['no-kernel-device'] !== true,
+    ...(metricsAddress === undefined ? {} : { metricsAddress }),
   });
   try {
     await daemon.start();

@@ -67,6 +67,7 @@ const implemented = new Set([
   'md-flushes',
   // tandem's own
   'nbd-address',
+  'metrics-address',
   'tls',
   'tls-certificate',
   'tls-privkey',
@@ -140,6 +141,8 @@ const handwritten: readonly Omit<OptionSpec, 'implemented'>[] = [
   },
   // tandem extension: also serve the resource's NBD export on TCP (off unless set).
   { name: 'nbd-address', section: 'options', sections: ['options'], type: 'address', versions: ['tandem'] },
+  // tandem extension: tandemd serves Prometheus metrics at http://ADDRESS/metrics (off unless set).
+  { name: 'metrics-address', section: 'global', sections: ['global'], type: 'address', versions: ['tandem'] },
   // tandem extensions, named as DRBD 9.2's: TLS on the replication link (mutual, with
   // node certificates signed by `tls-ca`, a tandem addition where DRBD uses a keyring).
   { name: 'tls', section: 'net', sections: ['net'], type: 'boolean', default: 'no', versions: ['tandem'] },

@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResolvedConfig, ResolvedResource } from '../config/drbd-model.js';
+import { splitHostPort } from '../config/drbd-options.js';
 import { assertRunnable, localHost, optionValue } from '../config/drbd-resolve.js';
 import { openVolume } from '../device/disk.js';
 import { Resource, StateChangeError } from '../device/resource.js';
@@ -12,6 +13,7 @@ import { nowaitUnavailable } from '../storage/nowait.js';
 import type { Logger } from '../util/log.js';
 import type { ControlRequest } from './control-protocol.js';
 import { ControlFailure, ControlServer } from './control-server.js';
+import { DaemonMetrics } from './metrics.js';
 import { acquirePidFile } from './pidfile.js';
 import type { NodeStatus } from './status.js';
 
@@ -22,6 +24,8 @@ export interface DaemonOptions {
   readonly log: Logger;
   readonly kernelDevices?: boolean;
   readonly opener?: VolumeOpener;
+  /** Serve Prometheus metrics at http://HOST:PORT/metrics (off when undefined). */
+  readonly metricsAddress?: string;
 }
 
 export class Daemon {
@@ -32,6 +36,7 @@ export class Daemon {
   private control: ControlServer | undefined;
   private releasePid: (() => void) | undefined;
   private stopping: Promise<unknown> | undefined;
+  private metrics: DaemonMetrics | undefined;
 
   constructor(options: DaemonOptions) {
     this.options = options;
@@ -56,7 +61,13 @@ export class Daemon {
       log: this.options.log,
       opener,
       kernelDevices: this.options.kernelDevices ?? true,
+      observeWrite: (protocol, seconds) => this.metrics?.observeWrite(r.name, protocol, seconds),
     });
+  }
+
+  /** The metrics port listened on (an address with port 0 gets one from the kernel). */
+  get metricsPort(): number | undefined {
+    return this.metrics?.port;
   }
 
   get controlSocket(): string {
@@ -87,12 +98,26 @@ export class Daemon {
       'info',
       `started for node ${this.options.node}: ${[...this.resources.keys()].join(', ') || 'no resources'}`,
     );
+    if (this.options.metricsAddress !== undefined) await this.startMetrics(this.options.metricsAddress);
     // Slower, not wrong: worth a line for whoever wonders why reads cost more here.
     if (nowaitUnavailable !== undefined)
       this.options.log.log(
         'info',
         `native I/O helper not in use (${nowaitUnavailable}): every read goes through the thread pool`,
       );
+  }
+
+  /** Metrics are for watching, not for serving data: failing to listen is logged, not fatal. */
+  private async startMetrics(address: string): Promise<void> {
+    const metrics = new DaemonMetrics(() => this.status());
+    const { host, port } = splitHostPort(address);
+    try {
+      await metrics.listen(host, port);
+      this.metrics = metrics;
+      this.options.log.log('info', `metrics on http://${address}/metrics`);
+    } catch (e) {
+      this.options.log.log('error', `cannot serve metrics on ${address}: ${(e as Error).message}`);
+    }
   }
 
   private select(name: string): Resource[] {
@@ -209,6 +234,7 @@ export class Daemon {
     this.stopping = undefined;
     if (busy > 0) return false;
     await this.control?.close();
+    await this.metrics?.close();
     this.releasePid?.();
     this.options.log.log('info', 'stopped');
     return true;

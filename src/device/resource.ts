@@ -43,6 +43,8 @@ export interface ResourceOptions {
   readonly replication?: boolean;
   /** Dial the peer here instead of its configured address (tests: through a fault-injecting proxy). */
   readonly peerEndpoint?: { readonly host: string; readonly port: number };
+  /** Each application write's latency, with the protocol it completed under (metrics). */
+  readonly observeWrite?: (protocol: string, seconds: number) => void;
 }
 
 export class Resource {
@@ -72,6 +74,7 @@ export class Resource {
     this.options = options;
     this.kernel = options.kernel ?? new KernelDeviceManager();
     const log = options.log.child({ resource: cfg.name });
+    const protocol = replicationSettings(cfg).protocol;
     const host = {
       resourceName: cfg.name,
       role: () => this.roleNow,
@@ -86,6 +89,16 @@ export class Resource {
       log,
       peer: () => (this.up ? this.replicator : undefined),
       diskChanged: () => this.replicator?.stateChanged(),
+      ...(options.observeWrite === undefined
+        ? {}
+        : {
+            // Labelled with the protocol it was replicated under, or 'none' without the peer.
+            writeDone: (seconds: number) =>
+              options.observeWrite?.(
+                this.replicator?.connState() === 'Connected' ? protocol : 'none',
+                seconds,
+              ),
+          }),
     };
     this.volumes = local.volumes.map((v) => new Volume(host, v, options.opener));
     const peer = peerHost(cfg, local);

@@ -28,6 +28,8 @@ export interface VolumeHost {
   peer(): VolumePeer | undefined;
   /** The disk state changed by itself (an I/O error): the peer's view must follow. */
   diskChanged?(): void;
+  /** An application write completed after `seconds` (when someone measures). */
+  writeDone?(seconds: number): void;
 }
 
 /** What an application request needs of the replication engine (src/device/replicator.ts). */
@@ -357,9 +359,11 @@ export class Volume implements NbdExport {
     return this.tracked(async () => {
       this.appRequests++;
       const since = this.host.forcedDemotions();
+      const started = this.host.writeDone ? performance.now() : 0;
       try {
         await this.writeNow(buf, offset, fua);
         this.notForcedOut(since, 'write');
+        this.host.writeDone?.((performance.now() - started) / 1000);
       } finally {
         this.appRequests--;
         this.host.peer()?.writeCompleted();
