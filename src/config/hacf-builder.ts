@@ -27,6 +27,7 @@ export interface Builder {
   autoFailback: AutoFailback | undefined;
   witness: HaNode | undefined;
   onStopFailure: 'hold' | 'reboot';
+  metricsAddress: { host: string; port: number } | undefined;
   logfile: string | undefined;
   debugfile: string | undefined;
   readonly kept: KeptDirective[];
@@ -86,6 +87,7 @@ export function newBuilder(file: string): Builder {
     autoFailback: undefined,
     witness: undefined,
     onStopFailure: 'hold',
+    metricsAddress: undefined,
     logfile: undefined,
     debugfile: undefined,
     kept: [],

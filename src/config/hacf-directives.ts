@@ -270,6 +270,31 @@ export const actedDirectives: readonly (readonly [string, DirectiveSpec])[] = [
       },
     },
   ],
+  [
+    'metrics_address',
+    {
+      min: 1,
+      max: 1,
+      expects: 'HOST:PORT where tandem-ha serves Prometheus metrics (a tandem extension)',
+      split: 'list',
+      acted: true,
+      apply: (b, d) => {
+        noteSet(b, d);
+        const w = arg(d, 0);
+        const i = w.text.lastIndexOf(':');
+        const host = w.text.slice(0, i).replace(/^\[|\]$/g, '');
+        const port = Number(w.text.slice(i + 1));
+        if (i <= 0 || host === '' || !/^\d+$/.test(w.text.slice(i + 1)) || port > 65535) {
+          throw new ConfigError(
+            'CONFIG_VALUE',
+            `expected HOST:PORT for metrics_address (e.g. 127.0.0.1:9943), found ${quote(w.text)}`,
+            w.pos,
+          );
+        }
+        b.metricsAddress = { host, port };
+      },
+    },
+  ],
   ['crm', { min: 1, max: 1, expects: 'no', split: 'list', acted: true, apply: setCrm }],
   ['pacemaker', { min: 1, max: 1, expects: 'no', split: 'list', acted: true, apply: setCrm }],
   ['autojoin', { min: 1, max: 1, expects: 'none', split: 'list', acted: true, apply: setAutojoin }],

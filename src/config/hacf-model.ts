@@ -93,6 +93,11 @@ export interface HaCf {
    * behaviour), so the peer sees it dead and takes the group.
    */
   readonly onStopFailure: 'hold' | 'reboot';
+  /**
+   * tandem's extension `metrics_address HOST:PORT`: tandem-ha serves Prometheus
+   * metrics at http://HOST:PORT/metrics. Off when absent.
+   */
+  readonly metricsAddress: { readonly host: string; readonly port: number } | undefined;
   readonly logfile: string | undefined;
   readonly debugfile: string | undefined;
   /** ping, ping_group, respawn, use_logd, logfacility, debug, … in file order. */

@@ -106,6 +106,7 @@ function finish(b: Builder): HaCf {
     autoFailback,
     witness,
     onStopFailure: b.onStopFailure,
+    metricsAddress: b.metricsAddress,
     logfile: b.logfile,
     debugfile: b.debugfile,
     notImplemented: b.kept,

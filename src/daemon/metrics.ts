@@ -70,27 +70,14 @@ export class DaemonMetrics {
         for (const v of res.volumes) yield [res, v, { resource: res.name, volume: String(v.volume) }];
     };
 
-    /** A state set: one series per possible value, 1 for the current one. */
     const stateSet = <T extends string>(
       name: string,
       help: string,
       labelNames: readonly string[],
       values: readonly T[],
       label: string,
-      current: () => Iterable<[Labels, T]>,
-    ): void => {
-      new Gauge({
-        name,
-        help,
-        labelNames: [...labelNames, label],
-        registers: [r],
-        collect() {
-          this.reset();
-          for (const [labels, now] of current())
-            for (const v of values) this.set({ ...labels, [label]: v }, v === now ? 1 : 0);
-        },
-      });
-    };
+      current: () => Iterable<readonly [Labels, T]>,
+    ): void => stateSetGauge(r, { name, help, labelNames, label, values }, current);
     stateSet(
       'tandem_resource_role',
       'This node’s role (1 for the current one)',
@@ -252,41 +239,73 @@ export class DaemonMetrics {
 
   /** Serves GET /metrics on host:port; resolves once listening. */
   async listen(host: string, port: number): Promise<void> {
-    const server = createServer((req, res) => {
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
-        return;
-      }
-      this.text().then(
-        (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
-        (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(e as Error).message}\n`),
-      );
-    });
-    // A scraper has 10 s; nothing holds a connection for longer.
-    server.requestTimeout = 10_000;
-    server.headersTimeout = 10_000;
-    server.maxConnections = 16;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.server = server;
+    this.server = await serveMetrics(this.registry, host, port);
   }
 
   /** The port listened on (for an address given with port 0). */
   get port(): number | undefined {
-    const a = this.server?.address();
-    return typeof a === 'object' && a !== null ? a.port : undefined;
+    return listeningPort(this.server);
   }
 
   async close(): Promise<void> {
     const s = this.server;
     this.server = undefined;
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((r) => s.close(() => r()));
+    await closeServer(s);
   }
+}
+
+/** An HTTP server answering GET /metrics from `registry` (404 for anything else). */
+export async function serveMetrics(registry: Registry, host: string, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
+      return;
+    }
+    registry.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(e as Error).message}\n`),
+    );
+  });
+  // A scraper has 10 s; nothing holds a connection for longer.
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 10_000;
+  server.maxConnections = 16;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+export function listeningPort(server: Server | undefined): number | undefined {
+  const a = server?.address();
+  return typeof a === 'object' && a !== null ? a.port : undefined;
+}
+
+export async function closeServer(server: Server | undefined): Promise<void> {
+  if (!server) return;
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+}
+
+/** A state set: one series per possible value, 1 for the current one (read at scrape time). */
+export function stateSetGauge<T extends string>(
+  registry: Registry,
+  spec: { name: string; help: string; labelNames: readonly string[]; label: string; values: readonly T[] },
+  current: () => Iterable<readonly [Record<string, string>, T]>,
+): void {
+  new Gauge({
+    name: spec.name,
+    help: spec.help,
+    labelNames: [...spec.labelNames, spec.label],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, now] of current())
+        for (const v of spec.values) this.set({ ...labels, [spec.label]: v }, v === now ? 1 : 0);
+    },
+  });
 }

@@ -24,6 +24,7 @@ import { resolveAgent } from './agents/agent.js';
 import { spawnRun } from './agents/spawn-run.js';
 import { GroupManager, type GroupStatus } from './groups.js';
 import { Membership, type MembershipCounters, type PeerView } from './membership.js';
+import { HaMetrics } from './metrics.js';
 import { clusterBytesMax, type GroupReport, nodeNameBytesMax } from './packet.js';
 import { decideGroups, lostQuorum, type PeerLiveness } from './policy.js';
 import { deadByMajority, type Quorum, type QuorumInput, quorumOf } from './quorum.js';
@@ -98,6 +99,7 @@ export class HaDaemon {
   private evaluation: Promise<void> = Promise.resolve();
   private again = false;
   private failovers = 0;
+  private metrics: HaMetrics | undefined;
   private stopped = false;
   private releasePid: (() => void) | undefined;
 
@@ -246,6 +248,18 @@ export class HaDaemon {
     if (this.peerName === undefined) this.loadOutdated();
     this.membership.start(transport);
     await this.listen();
+    const m = this.o.config.hacf.metricsAddress;
+    if (m !== undefined) {
+      // For watching, not for failover: a port that cannot be had is logged, not fatal.
+      const metrics = new HaMetrics(() => this.status(), this.o.config.hacf.deadtime.ms);
+      try {
+        await metrics.listen(m.host, m.port);
+        this.metrics = metrics;
+        this.o.log('info', `metrics on http://${m.host}:${m.port}/metrics`);
+      } catch (e) {
+        this.o.log('error', `cannot serve metrics on ${m.host}:${m.port}: ${(e as Error).message}`);
+      }
+    }
     // Re-evaluate now and then: initdead passing is a change nobody reports.
     // The majority is a lease that runs out with time alone: look often.
     const timer = setInterval(() => this.evaluate(), Math.max(20, this.o.config.hacf.keepalive.ms / 4));
@@ -274,6 +288,7 @@ export class HaDaemon {
       return false;
     }
     await this.membership.stop();
+    await this.metrics?.close();
     const server = this.server;
     if (server) {
       // Only our own socket: a daemon that could not start must not remove a running one's.

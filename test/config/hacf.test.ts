@@ -61,6 +61,18 @@ describe('ha.cf: the seed story', () => {
     assert.equal(parse(`on_stop_failure Reboot${rest}`).config.onStopFailure, 'reboot');
   });
 
+  it('reads metrics_address (a tandem extension): off unless set', () => {
+    assert.equal(parse(`node a b${rest}`).config.metricsAddress, undefined);
+    assert.deepEqual(parse(`metrics_address 127.0.0.1:9943${rest}`).config.metricsAddress, {
+      host: '127.0.0.1',
+      port: 9943,
+    });
+    assert.deepEqual(parse(`metrics_address [::1]:9943${rest}`).config.metricsAddress, {
+      host: '::1',
+      port: 9943,
+    });
+  });
+
   it('finds this node, case-insensitively as Heartbeat does', async () => {
     const { config } = parse(await readHaFixture('seed/ha.cf'));
     assert.equal(checkNodeMembership(config, 'Server7.Example.com').name, 'server7.example.com');
@@ -237,6 +249,9 @@ describe('ha.cf: refusals name the code and line:col', () => {
     ['witness of two nodes', 'node a b\nwitness b\nbcast eth0\n', 'CONFIG_SEMANTIC', 2, 9],
     ['witness without a name', `witness${rest}`, 'CONFIG_SYNTAX', 1, 8],
     ['on_stop_failure maybe', `on_stop_failure maybe${rest}`, 'CONFIG_VALUE', 1, 17],
+    ['metrics_address without a port', `metrics_address 127.0.0.1${rest}`, 'CONFIG_VALUE', 1, 17],
+    ['metrics_address with a bad port', `metrics_address host:99999${rest}`, 'CONFIG_VALUE', 1, 17],
+    ['metrics_address without a host', `metrics_address :9943${rest}`, 'CONFIG_VALUE', 1, 17],
     ['no node directive', 'bcast eth0\n', 'CONFIG_SEMANTIC', 1, 1],
     ['no link', 'node alpha\n', 'CONFIG_SEMANTIC', 1, 1],
     ['only a serial link', 'node alpha\nserial /dev/ttyS0\n', 'CONFIG_SEMANTIC', 1, 1],

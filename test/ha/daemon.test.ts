@@ -127,7 +127,7 @@ async function stubbornDaemon(onStopFailure: string) {
     assert.equal(await d.stop(), true);
     rmSync(dir, { recursive: true, force: true });
   };
-  return { d, dir, logs, cleanup };
+  return { d, dir, logs, cleanup, port };
 }
 
 test('a group that cannot be stopped at shutdown: held (on_stop_failure hold), tandem-ha keeps heartbeating', async () => {
@@ -148,6 +148,52 @@ test('a group that cannot be stopped: on_stop_failure reboot reboots the node', 
     assert.equal(await d.stop(), false);
     assert.equal(readFileSync(join(dir, 'rebooted'), 'utf8'), 'rebooted\n');
     assert.ok(logs.some((l) => /on_stop_failure reboot: sh -c/.test(l)));
+  } finally {
+    await cleanup();
+  }
+});
+
+/** GET http://127.0.0.1:port/metrics as text. */
+async function scrape(port: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  assert.equal(res.status, 200);
+  return res.text();
+}
+
+function series(text: string, name: string, labels: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+test('metrics_address: Prometheus metrics of liveness, groups, packets and the majority', async () => {
+  const metricsPort = await freePort();
+  const { d, cleanup, port } = await stubbornDaemon(`metrics_address 127.0.0.1:${metricsPort}\n`);
+  try {
+    const group = d.status().groups[0]?.key as string;
+    let text = await scrape(metricsPort);
+    assert.equal(series(text, 'tandem_ha_group_state', `{group="${group}",state="running"}`), 1);
+    assert.equal(series(text, 'tandem_ha_group_state', `{group="${group}",state="released"}`), 0);
+    // The peer was never heard: it is dead here, and every link is down.
+    const bravo = d.status().nodes.find((n) => n.name === 'bravo');
+    assert.equal(series(text, 'tandem_ha_node_state', `{node="bravo",state="${bravo?.state}"}`), 1);
+    assert.equal(bravo?.state, 'dead');
+    assert.equal(series(text, 'tandem_ha_quorum', ''), 1, 'no witness: the majority does not apply');
+    assert.equal(series(text, 'tandem_ha_standby', ''), 0);
+    assert.equal(series(text, 'tandem_ha_failovers_total', ''), d.status().failovers);
+    assert.ok((series(text, 'tandem_ha_packets_total', '{kind="sent"}') ?? 0) > 0);
+    assert.equal(series(text, 'tandem_ha_packets_total', '{kind="received"}'), 0);
+    // Garbage at the heartbeat port is counted, not acted on.
+    const { createSocket } = await import('node:dgram');
+    const u = createSocket('udp4');
+    await new Promise<void>((r) => u.send(Buffer.from('garbage'), port, '127.0.0.1', () => r()));
+    u.close();
+    for (let i = 0; ; i++) {
+      text = await scrape(metricsPort);
+      if ((series(text, 'tandem_ha_packets_total', '{kind="malformed"}') ?? 0) >= 1) break;
+      assert.ok(i < 40, `the garbage was not counted:\n${text}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/other`)).status, 404);
   } finally {
     await cleanup();
   }
