@@ -99,7 +99,7 @@ test('--help lists every command', () => {
     assert.match(r.out, new RegExp(`^  ${c} `, 'm'));
 });
 
-test("the README's first command: dump of the bundled example", () => {
+test('the bundled example configuration: dump all', () => {
   const r = tandemadm('-c', join(repoRoot, 'examples/tandem.conf'), 'dump', 'all');
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /^resource example \{$/m);
