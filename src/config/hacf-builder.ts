@@ -28,6 +28,8 @@ export interface Builder {
   witness: HaNode | undefined;
   onStopFailure: 'hold' | 'reboot';
   metricsAddress: { host: string; port: number } | undefined;
+  dashboardAddress: { host: string; port: number } | undefined;
+  dashboardTokenFile: string | undefined;
   logfile: string | undefined;
   debugfile: string | undefined;
   readonly kept: KeptDirective[];
@@ -88,6 +90,8 @@ export function newBuilder(file: string): Builder {
     witness: undefined,
     onStopFailure: 'hold',
     metricsAddress: undefined,
+    dashboardAddress: undefined,
+    dashboardTokenFile: undefined,
     logfile: undefined,
     debugfile: undefined,
     kept: [],

@@ -2,7 +2,7 @@
 // auto_failback, logfile/debugfile, crm/pacemaker/autojoin, accepted only when off, and
 // tandem's `witness`.
 import { ConfigError } from './errors.js';
-import { haTextLimits, quote } from './ha-lexer.js';
+import { haTextLimits, quote, type Word } from './ha-lexer.js';
 import {
   readAbsolutePath,
   readBoolean,
@@ -280,18 +280,35 @@ export const actedDirectives: readonly (readonly [string, DirectiveSpec])[] = [
       acted: true,
       apply: (b, d) => {
         noteSet(b, d);
-        const w = arg(d, 0);
-        const i = w.text.lastIndexOf(':');
-        const host = w.text.slice(0, i).replace(/^\[|\]$/g, '');
-        const port = Number(w.text.slice(i + 1));
-        if (i <= 0 || host === '' || !/^\d+$/.test(w.text.slice(i + 1)) || port > 65535) {
-          throw new ConfigError(
-            'CONFIG_VALUE',
-            `expected HOST:PORT for metrics_address (e.g. 127.0.0.1:9943), found ${quote(w.text)}`,
-            w.pos,
-          );
-        }
-        b.metricsAddress = { host, port };
+        b.metricsAddress = readHostPort(arg(d, 0), 'metrics_address');
+      },
+    },
+  ],
+  [
+    'dashboard_address',
+    {
+      min: 1,
+      max: 1,
+      expects: 'HOST:PORT where tandem-ha serves its web dashboard (a tandem extension)',
+      split: 'list',
+      acted: true,
+      apply: (b, d) => {
+        noteSet(b, d);
+        b.dashboardAddress = readHostPort(arg(d, 0), 'dashboard_address');
+      },
+    },
+  ],
+  [
+    'dashboard_token_file',
+    {
+      min: 1,
+      max: 1,
+      expects: 'the file (mode 0600) holding the token for the dashboard’s actions (a tandem extension)',
+      split: 'list',
+      acted: true,
+      apply: (b, d) => {
+        noteSet(b, d);
+        b.dashboardTokenFile = readAbsolutePath(arg(d, 0), 'dashboard_token_file');
       },
     },
   ],
@@ -327,3 +344,19 @@ export const actedDirectives: readonly (readonly [string, DirectiveSpec])[] = [
     },
   ],
 ];
+
+/** HOST:PORT (IPv6 in brackets); the error names the directive and the text. */
+function readHostPort(w: Word, what: string): { host: string; port: number } {
+  const i = w.text.lastIndexOf(':');
+  const host = w.text.slice(0, i).replace(/^\[|\]$/g, '');
+  const portText = w.text.slice(i + 1);
+  const port = Number(portText);
+  if (i <= 0 || host === '' || !/^\d+$/.test(portText) || port > 65535) {
+    throw new ConfigError(
+      'CONFIG_VALUE',
+      `expected HOST:PORT for ${what} (e.g. 127.0.0.1:9943), found ${quote(w.text)}`,
+      w.pos,
+    );
+  }
+  return { host, port };
+}

@@ -98,6 +98,13 @@ export interface HaCf {
    * metrics at http://HOST:PORT/metrics. Off when absent.
    */
   readonly metricsAddress: { readonly host: string; readonly port: number } | undefined;
+  /**
+   * tandem's extensions `dashboard_address HOST:PORT` and `dashboard_token_file PATH`:
+   * tandem-ha serves a live web dashboard there, read-only unless a token file is
+   * given (its actions then need `Authorization: Bearer TOKEN`).
+   */
+  readonly dashboardAddress: { readonly host: string; readonly port: number } | undefined;
+  readonly dashboardTokenFile: string | undefined;
   readonly logfile: string | undefined;
   readonly debugfile: string | undefined;
   /** ping, ping_group, respawn, use_logd, logfacility, debug, … in file order. */

@@ -107,6 +107,8 @@ function finish(b: Builder): HaCf {
     witness,
     onStopFailure: b.onStopFailure,
     metricsAddress: b.metricsAddress,
+    dashboardAddress: b.dashboardAddress,
+    dashboardTokenFile: b.dashboardTokenFile,
     logfile: b.logfile,
     debugfile: b.debugfile,
     notImplemented: b.kept,

@@ -11,6 +11,7 @@ import {
   mkdirSync,
   readFileSync,
   renameSync,
+  statSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -22,6 +23,7 @@ import { acquirePidFile } from '../daemon/pidfile.js';
 import type { AgentContext } from './agents/agent.js';
 import { resolveAgent } from './agents/agent.js';
 import { spawnRun } from './agents/spawn-run.js';
+import { Dashboard, type DashboardEvent } from './dashboard.js';
 import { GroupManager, type GroupStatus } from './groups.js';
 import { Membership, type MembershipCounters, type PeerView } from './membership.js';
 import { HaMetrics } from './metrics.js';
@@ -43,6 +45,32 @@ export interface HaDaemonOptions {
   readonly diskWaitSeconds?: number;
   /** argv that reboots this node, for `on_stop_failure reboot` (default `reboot -f`). */
   readonly rebootCommand?: readonly string[];
+}
+
+/** Log lines the dashboard shows as recent events. */
+const eventsMax = 100;
+
+/**
+ * The dashboard's token: the first line of a file only root may read (as authkeys),
+ * at least 16 characters. Anything else is refused, naming the file.
+ */
+export function readTokenFile(path: string): string {
+  let text: string;
+  let mode: number;
+  try {
+    text = readFileSync(path, 'utf8');
+    mode = statSync(path).mode;
+  } catch (e) {
+    throw new Error(`dashboard_token_file ${path}: ${(e as Error).message}`);
+  }
+  if ((mode & 0o077) !== 0)
+    throw new Error(
+      `dashboard_token_file ${path}: mode ${(mode & 0o777).toString(8)}, must not be readable by others (chmod 600)`,
+    );
+  const token = (text.split('\n')[0] ?? '').trim();
+  if (token.length < 16)
+    throw new Error(`dashboard_token_file ${path}: the token must have at least 16 characters`);
+  return token;
 }
 
 export interface HaStatus {
@@ -100,10 +128,21 @@ export class HaDaemon {
   private again = false;
   private failovers = 0;
   private metrics: HaMetrics | undefined;
+  private dashboard: Dashboard | undefined;
+  private readonly recent: DashboardEvent[] = [];
   private stopped = false;
   private releasePid: (() => void) | undefined;
 
-  constructor(o: HaDaemonOptions) {
+  constructor(options: HaDaemonOptions) {
+    // Everything tandem-ha logs is also kept, the last eventsMax of it, for the dashboard.
+    const o: HaDaemonOptions = {
+      ...options,
+      log: (level, message) => {
+        options.log(level, message);
+        this.recent.push({ at: Date.now(), level, text: message });
+        if (this.recent.length > eventsMax) this.recent.splice(0, this.recent.length - eventsMax);
+      },
+    };
     this.o = o;
     const hacf = o.config.hacf;
     const others = hacf.nodes.map((n) => n.name).filter((n) => n !== o.node);
@@ -231,6 +270,9 @@ export class HaDaemon {
   }
 
   async start(): Promise<void> {
+    // A bad token file is a configuration error: refused before anything starts.
+    const tf = this.o.config.hacf.dashboardTokenFile;
+    const token = this.o.config.hacf.dashboardAddress && tf !== undefined ? readTokenFile(tf) : undefined;
     // One tandem-ha per run dir: a second one would take the control socket and the port.
     mkdirSync(this.o.runDir, { recursive: true });
     this.releasePid = acquirePidFile(join(this.o.runDir, 'tandem-ha.pid'));
@@ -248,6 +290,7 @@ export class HaDaemon {
     if (this.peerName === undefined) this.loadOutdated();
     this.membership.start(transport);
     await this.listen();
+    await this.startDashboard(token);
     const m = this.o.config.hacf.metricsAddress;
     if (m !== undefined) {
       // For watching, not for failover: a port that cannot be had is logged, not fatal.
@@ -289,6 +332,7 @@ export class HaDaemon {
     }
     await this.membership.stop();
     await this.metrics?.close();
+    await this.dashboard?.close();
     const server = this.server;
     if (server) {
       // Only our own socket: a daemon that could not start must not remove a running one's.
@@ -514,6 +558,33 @@ export class HaDaemon {
     if (deadByMajority(qi, peer))
       return { result: -1, message: `${peer} is dead by the majority (${q.why}); it cannot take over` };
     return undefined;
+  }
+
+  /** The web dashboard, when ha.cf has dashboard_address; a port that cannot be had is logged, not fatal. */
+  private async startDashboard(token: string | undefined): Promise<void> {
+    const hacf = this.o.config.hacf;
+    const at = hacf.dashboardAddress;
+    if (at === undefined) return;
+    const dashboard = new Dashboard({
+      node: this.o.node,
+      deadtimeMs: hacf.deadtime.ms,
+      status: () => this.status(),
+      events: () => this.recent.slice(),
+      tandemadm: (args) => this.tandemadm(args),
+      standby: () => this.setStandby(true),
+      takeover: () => this.takeover(),
+      token,
+    });
+    try {
+      await dashboard.listen(at.host, at.port);
+      this.dashboard = dashboard;
+      this.o.log(
+        'info',
+        `dashboard on http://${at.host}:${at.port}/ (${token ? 'actions with the token' : 'read-only'})`,
+      );
+    } catch (e) {
+      this.o.log('error', `cannot serve the dashboard on ${at.host}:${at.port}: ${(e as Error).message}`);
+    }
   }
 
   private tandemadm(args: readonly string[]) {

@@ -68,6 +68,12 @@ export interface SeedOptions {
   readonly witness?: boolean;
   /** ha.cf's auto_failback (default on, as the seed). */
   readonly autoFailback?: boolean;
+  /** More ha.cf lines for every node (e.g. dashboard_address). */
+  readonly haCf?: string;
+  /** More statements in the resource (e.g. a disk section with resync-rate). */
+  readonly resourceExtra?: string;
+  /** Size of each backing file (default 128M). */
+  readonly diskSize?: string;
 }
 
 export class SeedCluster {
@@ -268,13 +274,14 @@ export class SeedCluster {
     for (const s of servers) {
       mkdirSync(join(s.ha, 'resource.d'), { recursive: true });
       mkdirSync(s.www);
-      must(await sh('truncate', ['-s', '128M', s.disk]), 'truncate');
+      must(await sh('truncate', ['-s', options.diskSize ?? '128M', s.disk]), 'truncate');
     }
     writeFileSync(
       c.conf,
       `resource example {
   net { protocol C; verify-alg sha1; connect-int 1; ping-int 1; }
   disk { fencing resource-only; }
+  ${options.resourceExtra ?? ''}
   handlers { fence-peer "${process.execPath} ${bin('tandem-ha')} outdate-peer"; }
 ${servers
   .map(
@@ -301,7 +308,7 @@ ${all.map((n) => `ucast eth0 ${n.ip}`).join('\n')}
 logfile ${join(s.dir, 'ha.log')}
 auto_failback ${options.autoFailback === false ? 'off' : 'on'}
 ${all.map((n) => `node ${n.name}`).join('\n')}
-${witness ? `witness ${witness.name}\n` : ''}`,
+${witness ? `witness ${witness.name}\n` : ''}${options.haCf ?? ''}`,
       );
       writeFileSync(join(s.ha, 'authkeys'), 'auth 1\n1 sha1 tandem-seed-secret\n', { mode: 0o600 });
       chmodSync(join(s.ha, 'authkeys'), 0o600);
