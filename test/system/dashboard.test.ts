@@ -66,14 +66,14 @@ describe('the dashboard in a browser', { skip }, () => {
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  const owner = () => page.locator('[data-testid="group-owner"]').first().innerText();
+  const owner = () => page.locator('[data-testid="group-owner"]').first().textContent();
 
   test('the page shows the running two-node cluster, live', async () => {
     await page.goto('http://172.25.137.6:8080/');
     await page.locator('#livetext', { hasText: 'live' }).waitFor({ timeout: 10_000 });
     await page.locator('[data-testid="node-server7"] .chip', { hasText: 'up' }).waitFor({ timeout: 10_000 });
     await until('server6 as the owner', async () => ((await owner()) === 'server6' ? true : undefined));
-    const roles = await page.locator('[data-testid="roles"][data-resource="example"]').innerText();
+    const roles = (await page.locator('[data-testid="roles"][data-resource="example"]').textContent()) ?? '';
     assert.match(roles, /Primary\s*\/\s*Secondary/);
     assert.ok((await page.locator('#events li').count()) > 0, 'recent events are listed');
   });
@@ -91,9 +91,11 @@ describe('the dashboard in a browser', { skip }, () => {
       return p > first + 5 ? p : undefined;
     });
     assert.ok(later > first, `${first}% then ${later}%`);
-    assert.match(await bar.innerText(), /SyncSource [\d.]+%/);
-    const note = await page.locator('[data-testid="sync-bar"][data-resource="example"] + .barnote').innerText();
-    assert.match(note, /[\d.]+ MB\/s · .* left · [\d.]+ MB to go/);
+    assert.match((await bar.textContent()) ?? '', /SyncSource [\d.]+%/);
+    const note = await page
+      .locator('[data-testid="sync-bar"][data-resource="example"] + .barnote')
+      .textContent();
+    assert.match(note ?? '', /[\d.]+ MB\/s · .* left · [\d.]+ MB to go/);
     // The resync finishes: the bar goes, the peer's disk is UpToDate again.
     await bar.waitFor({ state: 'detached', timeout: 60_000 });
   });
