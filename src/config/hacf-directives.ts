@@ -272,45 +272,24 @@ export const actedDirectives: readonly (readonly [string, DirectiveSpec])[] = [
   ],
   [
     'metrics_address',
-    {
-      min: 1,
-      max: 1,
-      expects: 'HOST:PORT where tandem-ha serves Prometheus metrics (a tandem extension)',
-      split: 'list',
-      acted: true,
-      apply: (b, d) => {
-        noteSet(b, d);
-        b.metricsAddress = readHostPort(arg(d, 0), 'metrics_address');
-      },
-    },
+    oneValue('HOST:PORT where tandem-ha serves Prometheus metrics (a tandem extension)', (b, w) => {
+      b.metricsAddress = readHostPort(w, 'metrics_address');
+    }),
   ],
   [
     'dashboard_address',
-    {
-      min: 1,
-      max: 1,
-      expects: 'HOST:PORT where tandem-ha serves its web dashboard (a tandem extension)',
-      split: 'list',
-      acted: true,
-      apply: (b, d) => {
-        noteSet(b, d);
-        b.dashboardAddress = readHostPort(arg(d, 0), 'dashboard_address');
-      },
-    },
+    oneValue('HOST:PORT where tandem-ha serves its web dashboard (a tandem extension)', (b, w) => {
+      b.dashboardAddress = readHostPort(w, 'dashboard_address');
+    }),
   ],
   [
     'dashboard_token_file',
-    {
-      min: 1,
-      max: 1,
-      expects: 'the file (mode 0600) holding the token for the dashboard’s actions (a tandem extension)',
-      split: 'list',
-      acted: true,
-      apply: (b, d) => {
-        noteSet(b, d);
-        b.dashboardTokenFile = readAbsolutePath(arg(d, 0), 'dashboard_token_file');
+    oneValue(
+      'the file (mode 0600) holding the token for the dashboard’s actions (a tandem extension)',
+      (b, w) => {
+        b.dashboardTokenFile = readAbsolutePath(w, 'dashboard_token_file');
       },
-    },
+    ),
   ],
   ['crm', { min: 1, max: 1, expects: 'no', split: 'list', acted: true, apply: setCrm }],
   ['pacemaker', { min: 1, max: 1, expects: 'no', split: 'list', acted: true, apply: setCrm }],
@@ -344,6 +323,21 @@ export const actedDirectives: readonly (readonly [string, DirectiveSpec])[] = [
     },
   ],
 ];
+
+/** A directive of one value, set once (a second one is noted), read by `set`. */
+function oneValue(expects: string, set: (b: Builder, w: Word) => void): DirectiveSpec {
+  return {
+    min: 1,
+    max: 1,
+    expects,
+    split: 'list',
+    acted: true,
+    apply: (b, d) => {
+      noteSet(b, d);
+      set(b, arg(d, 0));
+    },
+  };
+}
 
 /** HOST:PORT (IPv6 in brackets); the error names the directive and the text. */
 function readHostPort(w: Word, what: string): { host: string; port: number } {

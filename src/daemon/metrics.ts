@@ -7,47 +7,8 @@
 // `tandemd --metrics-address`) is set; off otherwise.
 import { createServer, type Server } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { ConnState, DiskState, Role } from '../device/state.js';
+import { connStates, diskStates, roles } from '../device/state.js';
 import type { NodeStatus, ResourceStatus, VolumeStatus } from './status.js';
-
-const roles: readonly Role[] = ['Primary', 'Secondary', 'Unknown'];
-const diskStates: readonly DiskState[] = [
-  'Diskless',
-  'Attaching',
-  'Failed',
-  'Negotiating',
-  'Inconsistent',
-  'Outdated',
-  'DUnknown',
-  'Consistent',
-  'UpToDate',
-];
-const connStates: readonly ConnState[] = [
-  'StandAlone',
-  'Disconnecting',
-  'Unconnected',
-  'Timeout',
-  'BrokenPipe',
-  'NetworkFailure',
-  'ProtocolError',
-  'TearDown',
-  'WFConnection',
-  'WFReportParams',
-  'Connected',
-  'StartingSyncS',
-  'StartingSyncT',
-  'WFBitMapS',
-  'WFBitMapT',
-  'WFSyncUUID',
-  'SyncSource',
-  'SyncTarget',
-  'PausedSyncS',
-  'PausedSyncT',
-  'VerifyS',
-  'VerifyT',
-  'Ahead',
-  'Behind',
-];
 
 type Labels = Record<string, string>;
 
@@ -117,106 +78,113 @@ export class DaemonMetrics {
       () => [...volumes()].map(([, v, l]) => [l, v.peerDisk]),
     );
 
-    /** A value read from each volume's status. */
-    const perVolume = (
-      kind: 'counter' | 'gauge',
-      name: string,
-      help: string,
-      value: (v: VolumeStatus) => number,
-    ): void => {
-      const collect = function (this: Counter<string> | Gauge<string>): void {
-        this.reset();
-        for (const [, v, l] of volumes()) {
-          if (this instanceof Counter) this.inc(l, value(v));
-          else this.set(l, value(v));
-        }
-      };
-      const spec = { name, help, labelNames: ['resource', 'volume'], registers: [r], collect };
-      if (kind === 'counter') new Counter(spec);
-      else new Gauge(spec);
-    };
-    perVolume(
-      'counter',
-      'tandem_network_sent_bytes_total',
-      'Bytes sent to the peer (ns:)',
-      (v) => v.counters.sentBytes,
-    );
-    perVolume(
-      'counter',
-      'tandem_network_received_bytes_total',
-      'Bytes received from the peer (nr:)',
-      (v) => v.counters.receivedBytes,
-    );
-    perVolume(
-      'counter',
-      'tandem_disk_written_bytes_total',
-      'Bytes written to the local disk (dw:)',
-      (v) => v.counters.diskWrittenBytes,
-    );
-    perVolume(
-      'counter',
-      'tandem_disk_read_bytes_total',
-      'Bytes read from the local disk (dr:)',
-      (v) => v.counters.diskReadBytes,
-    );
-    perVolume(
-      'counter',
-      'tandem_activity_log_writes_total',
-      'Activity-log transactions written since the disk was attached (al:)',
-      (v) => v.counters.alWrites,
-    );
-    perVolume(
-      'counter',
-      'tandem_bitmap_writes_total',
-      'Bitmap pages written since the disk was attached (bm:)',
-      (v) => v.counters.bitmapWrites,
-    );
-    perVolume(
-      'gauge',
-      'tandem_pending_requests',
-      'Requests sent to the peer, not yet answered (pe:)',
-      (v) => v.counters.pending,
-    );
-    perVolume(
-      'gauge',
-      'tandem_unacknowledged_requests',
-      'Requests from the peer, not yet answered (ua:)',
-      (v) => v.counters.unacked,
-    );
-    perVolume(
-      'gauge',
-      'tandem_application_pending_requests',
-      'Application requests under way (ap:)',
-      (v) => v.counters.appPending,
-    );
-    perVolume(
-      'gauge',
-      'tandem_epochs',
-      'Write epochs not yet confirmed by the peer (ep:)',
-      (v) => v.counters.epochs + 1,
-    );
-    perVolume(
-      'gauge',
-      'tandem_out_of_sync_bytes',
-      'Bytes out of sync with the peer (oos:)',
-      (v) => v.outOfSyncBytes,
-    );
-    perVolume('gauge', 'tandem_size_bytes', 'Usable size of the volume', (v) => v.sizeBytes);
-    perVolume(
-      'gauge',
-      'tandem_resync_total_bytes',
-      'Bytes the running resync or verify covers (0: none)',
-      (v) => (v.sync ? v.sync.totalBytes : 0),
-    );
-    perVolume('gauge', 'tandem_resync_done_bytes', 'Bytes the running resync or verify has done', (v) =>
-      v.sync ? v.sync.doneBytes : 0,
-    );
-    perVolume(
-      'gauge',
-      'tandem_resync_speed_bytes_per_second',
-      'Speed of the running resync or verify',
-      (v) => (v.sync ? v.sync.speedBytesPerSecond : 0),
-    );
+    // Each a value read from every volume's status: [kind, name, help, value].
+    const perVolume: readonly ['counter' | 'gauge', string, string, (v: VolumeStatus) => number][] = [
+      [
+        'counter',
+        'tandem_network_sent_bytes_total',
+        'Bytes sent to the peer (ns:)',
+        (v) => v.counters.sentBytes,
+      ],
+      [
+        'counter',
+        'tandem_network_received_bytes_total',
+        'Bytes received from the peer (nr:)',
+        (v) => v.counters.receivedBytes,
+      ],
+      [
+        'counter',
+        'tandem_disk_written_bytes_total',
+        'Bytes written to the local disk (dw:)',
+        (v) => v.counters.diskWrittenBytes,
+      ],
+      [
+        'counter',
+        'tandem_disk_read_bytes_total',
+        'Bytes read from the local disk (dr:)',
+        (v) => v.counters.diskReadBytes,
+      ],
+      [
+        'counter',
+        'tandem_activity_log_writes_total',
+        'Activity-log transactions written since the disk was attached (al:)',
+        (v) => v.counters.alWrites,
+      ],
+      [
+        'counter',
+        'tandem_bitmap_writes_total',
+        'Bitmap pages written since the disk was attached (bm:)',
+        (v) => v.counters.bitmapWrites,
+      ],
+      [
+        'gauge',
+        'tandem_pending_requests',
+        'Requests sent to the peer, not yet answered (pe:)',
+        (v) => v.counters.pending,
+      ],
+      [
+        'gauge',
+        'tandem_unacknowledged_requests',
+        'Requests from the peer, not yet answered (ua:)',
+        (v) => v.counters.unacked,
+      ],
+      [
+        'gauge',
+        'tandem_application_pending_requests',
+        'Application requests under way (ap:)',
+        (v) => v.counters.appPending,
+      ],
+      [
+        'gauge',
+        'tandem_epochs',
+        'Write epochs not yet confirmed by the peer (ep:)',
+        (v) => v.counters.epochs + 1,
+      ],
+      [
+        'gauge',
+        'tandem_out_of_sync_bytes',
+        'Bytes out of sync with the peer (oos:)',
+        (v) => v.outOfSyncBytes,
+      ],
+      ['gauge', 'tandem_size_bytes', 'Usable size of the volume', (v) => v.sizeBytes],
+      [
+        'gauge',
+        'tandem_resync_total_bytes',
+        'Bytes the running resync or verify covers (0: none)',
+        (v) => v.sync?.totalBytes ?? 0,
+      ],
+      [
+        'gauge',
+        'tandem_resync_done_bytes',
+        'Bytes the running resync or verify has done',
+        (v) => v.sync?.doneBytes ?? 0,
+      ],
+      [
+        'gauge',
+        'tandem_resync_speed_bytes_per_second',
+        'Speed of the running resync or verify',
+        (v) => v.sync?.speedBytesPerSecond ?? 0,
+      ],
+    ];
+    for (const [kind, name, help, value] of perVolume) {
+      const spec = { name, help, labelNames: ['resource', 'volume'], registers: [r] };
+      if (kind === 'counter')
+        new Counter({
+          ...spec,
+          collect() {
+            this.reset();
+            for (const [, v, l] of volumes()) this.inc(l, value(v));
+          },
+        });
+      else
+        new Gauge({
+          ...spec,
+          collect() {
+            this.reset();
+            for (const [, v, l] of volumes()) this.set(l, value(v));
+          },
+        });
+    }
 
     this.writeLatency = new Histogram({
       name: 'tandem_write_latency_seconds',

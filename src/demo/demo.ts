@@ -115,18 +115,13 @@ class DemoNode {
     return `tandemadm -c $DIR/tandem.conf --node ${this.name} --run-dir $DIR/${this.name}/run ${args.join(' ')}`;
   }
 
+  /** The options every program of this node takes. */
+  private get where(): string[] {
+    return ['-c', this.conf, '--node', this.name, '--run-dir', this.runDir];
+  }
+
   adm(args: readonly string[]): Promise<void> {
-    const argv = [
-      bin('tandemadm'),
-      '-q',
-      '-c',
-      this.conf,
-      '--node',
-      this.name,
-      '--run-dir',
-      this.runDir,
-      ...args,
-    ];
+    const argv = [bin('tandemadm'), '-q', ...this.where, ...args];
     return new Promise((ok, fail) => {
       execFile(process.execPath, argv, { encoding: 'utf8' }, (err, _out, stderr) => {
         if (err)
@@ -140,18 +135,7 @@ class DemoNode {
     const log = createWriteStream(join(this.dir, 'tandemd.stderr'));
     const child = spawn(
       process.execPath,
-      [
-        bin('tandemd'),
-        '-c',
-        this.conf,
-        '--node',
-        this.name,
-        '--run-dir',
-        this.runDir,
-        '--log-file',
-        this.logFile,
-        '--no-kernel-device',
-      ],
+      [bin('tandemd'), ...this.where, '--log-file', this.logFile, '--no-kernel-device'],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     child.stderr?.pipe(log);

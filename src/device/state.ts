@@ -2,44 +2,49 @@
 // on one node, as explicit tables. A refusal carries DRBD's own code and text
 // so that operators and scripts see what they know from drbdadm.
 
-export type Role = 'Primary' | 'Secondary' | 'Unknown';
+export const roles = ['Primary', 'Secondary', 'Unknown'] as const;
+export type Role = (typeof roles)[number];
 
-export type DiskState =
-  | 'Diskless'
-  | 'Attaching'
-  | 'Failed'
-  | 'Negotiating'
-  | 'Inconsistent'
-  | 'Outdated'
-  | 'DUnknown'
-  | 'Consistent'
-  | 'UpToDate';
+export const diskStates = [
+  'Diskless',
+  'Attaching',
+  'Failed',
+  'Negotiating',
+  'Inconsistent',
+  'Outdated',
+  'DUnknown',
+  'Consistent',
+  'UpToDate',
+] as const;
+export type DiskState = (typeof diskStates)[number];
 
-export type ConnState =
-  | 'StandAlone'
-  | 'Disconnecting'
-  | 'Unconnected'
-  | 'Timeout'
-  | 'BrokenPipe'
-  | 'NetworkFailure'
-  | 'ProtocolError'
-  | 'TearDown'
-  | 'WFConnection'
-  | 'WFReportParams'
-  | 'Connected'
-  | 'StartingSyncS'
-  | 'StartingSyncT'
-  | 'WFBitMapS'
-  | 'WFBitMapT'
-  | 'WFSyncUUID'
-  | 'SyncSource'
-  | 'SyncTarget'
-  | 'PausedSyncS'
-  | 'PausedSyncT'
-  | 'VerifyS'
-  | 'VerifyT'
-  | 'Ahead'
-  | 'Behind';
+export const connStates = [
+  'StandAlone',
+  'Disconnecting',
+  'Unconnected',
+  'Timeout',
+  'BrokenPipe',
+  'NetworkFailure',
+  'ProtocolError',
+  'TearDown',
+  'WFConnection',
+  'WFReportParams',
+  'Connected',
+  'StartingSyncS',
+  'StartingSyncT',
+  'WFBitMapS',
+  'WFBitMapT',
+  'WFSyncUUID',
+  'SyncSource',
+  'SyncTarget',
+  'PausedSyncS',
+  'PausedSyncT',
+  'VerifyS',
+  'VerifyT',
+  'Ahead',
+  'Behind',
+] as const;
+export type ConnState = (typeof connStates)[number];
 
 /** A state change DRBD would refuse: its SS_* code and message. */
 export interface Refusal {

@@ -6,7 +6,8 @@
 import type { HaResource, ResourceGroup } from '../config/haresources.js';
 import type { Agent, AgentContext } from './agents/agent.js';
 
-export type GroupState = 'released' | 'starting' | 'running' | 'stopping' | 'failed';
+export const groupStates = ['released', 'starting', 'running', 'stopping', 'failed'] as const;
+export type GroupState = (typeof groupStates)[number];
 
 export interface GroupStatus {
   readonly key: string;

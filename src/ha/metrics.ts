@@ -7,11 +7,9 @@ import type { Server } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { closeServer, serveMetrics, stateSetGauge } from '../daemon/metrics.js';
 import type { HaStatus } from './daemon.js';
-import type { GroupState } from './groups.js';
-import type { PeerState } from './membership.js';
+import { groupStates } from './groups.js';
+import { nodeStates } from './packet.js';
 
-const nodeStates: readonly PeerState[] = ['init', 'up', 'dead'];
-const groupStates: readonly GroupState[] = ['released', 'starting', 'running', 'stopping', 'failed'];
 const packetKinds = [
   'received',
   'sent',
@@ -37,7 +35,7 @@ export class HaMetrics {
         help: 'Each other node as this one sees it: init, up or dead (1 for the current state)',
         labelNames: ['node'],
         label: 'state',
-        values: nodeStates,
+        values: nodeStates.all,
       },
       () => status().nodes.map((n) => [{ node: n.name }, n.state] as const),
     );
