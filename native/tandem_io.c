@@ -1,27 +1,22 @@
-// tandem's one native helper: positional reads and writes that never block.
-// preadv2/pwritev2 with RWF_NOWAIT do the I/O at once when the page cache can
-// (the data is cached; the write needs no disk I/O or throttling) and otherwise
-// fail with EAGAIN without waiting, so tandemd serves cache hits on its event
-// loop and sends only misses to libuv's thread pool (src/storage/file.ts).
-// Each call returns the bytes done, or -errno; it never throws.
+// tandem's one native helper: positional reads that never block. preadv2 with
+// RWF_NOWAIT reads at once what the page cache holds and otherwise fails with
+// EAGAIN without waiting, so tandemd serves cache hits on its event loop and
+// sends only misses to libuv's thread pool (src/storage/file.ts). The call
+// returns the bytes read, or -errno; it never throws. (Buffered writes with
+// RWF_NOWAIT get EOPNOTSUPP on ext4, so there is no write counterpart.)
 #define _GNU_SOURCE
+#define _FILE_OFFSET_BITS 64
 #include <errno.h>
 #include <node_api.h>
 #include <sys/uio.h>
+
+// Offsets past 2 GiB must not wrap where long is 32 bits.
+_Static_assert(sizeof(off_t) == 8, "off_t must be 64 bits");
 
 #ifndef RWF_NOWAIT
 #define RWF_NOWAIT 0x00000008
 #endif
 
-typedef ssize_t (*io_fn)(int, const struct iovec *, int, off_t, int);
-
-static ssize_t do_read(int fd, const struct iovec *iov, int n, off_t off, int flags) {
-  return preadv2(fd, iov, n, off, flags);
-}
-
-static ssize_t do_write(int fd, const struct iovec *iov, int n, off_t off, int flags) {
-  return pwritev2(fd, iov, n, off, flags);
-}
 
 static napi_value result(napi_env env, double value) {
   napi_value out;
@@ -29,8 +24,8 @@ static napi_value result(napi_env env, double value) {
   return out;
 }
 
-// (fd, Uint8Array, offset) -> bytes done, or -errno (-EAGAIN: would block).
-static napi_value nowait(napi_env env, napi_callback_info info, io_fn fn) {
+// preadNowait(fd, Uint8Array, offset) -> bytes read, or -errno (-EAGAIN: not cached).
+static napi_value pread_nowait(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 3) return result(env, -EINVAL);
@@ -48,19 +43,15 @@ static napi_value nowait(napi_env env, napi_callback_info info, io_fn fn) {
     return result(env, -EINVAL);
   struct iovec iov = {data, length};
   ssize_t n;
-  do n = fn(fd, &iov, 1, (off_t)off, RWF_NOWAIT);
+  do n = preadv2(fd, &iov, 1, (off_t)off, RWF_NOWAIT);
   while (n < 0 && errno == EINTR);
   return result(env, n < 0 ? -errno : (double)n);
 }
 
-static napi_value pread_nowait(napi_env env, napi_callback_info info) { return nowait(env, info, do_read); }
-static napi_value pwrite_nowait(napi_env env, napi_callback_info info) { return nowait(env, info, do_write); }
 
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "preadNowait", NAPI_AUTO_LENGTH, pread_nowait, NULL, &fn);
   napi_set_named_property(env, exports, "preadNowait", fn);
-  napi_create_function(env, "pwriteNowait", NAPI_AUTO_LENGTH, pwrite_nowait, NULL, &fn);
-  napi_set_named_property(env, exports, "pwriteNowait", fn);
   return exports;
 }

@@ -112,7 +112,7 @@ export class Daemon {
     const metrics = new DaemonMetrics(() => this.status());
     const { host, port } = splitHostPort(address);
     try {
-      await metrics.listen(host, port);
+      await metrics.listen(host, port, (m) => this.options.log.log('warn', m));
       this.metrics = metrics;
       this.options.log.log('info', `metrics on http://${address}/metrics`);
     } catch (e) {

@@ -205,9 +205,9 @@ export class DaemonMetrics {
     return this.registry.metrics();
   }
 
-  /** Serves GET /metrics on host:port; resolves once listening. */
-  async listen(host: string, port: number): Promise<void> {
-    this.server = await serveMetrics(this.registry, host, port);
+  /** Serves GET /metrics on host:port; resolves once listening. Later server errors go to `log`. */
+  async listen(host: string, port: number, log: (message: string) => void = () => {}): Promise<void> {
+    this.server = await serveMetrics(this.registry, host, port, log);
   }
 
   /** The port listened on (for an address given with port 0). */
@@ -223,8 +223,13 @@ export class DaemonMetrics {
 }
 
 /** An HTTP server answering GET /metrics from `registry` (404 for anything else). */
-export async function serveMetrics(registry: Registry, host: string, port: number): Promise<Server> {
-  const server = createServer((req, res) => {
+export async function serveMetrics(
+  registry: Registry,
+  host: string,
+  port: number,
+  log: (message: string) => void = () => {},
+): Promise<Server> {
+  const server = createServer({ connectionsCheckingInterval: 2_000 }, (req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
       return;
@@ -245,6 +250,8 @@ export async function serveMetrics(registry: Registry, host: string, port: numbe
       resolve();
     });
   });
+  // A failed accept (out of file descriptors) is the server's 'error': logged, never fatal.
+  server.on('error', (e) => log(`metrics: ${e.message}`));
   return server;
 }
 

@@ -92,8 +92,11 @@ class DemoNode {
   readonly disk: string;
   daemon: ChildProcess | undefined;
   private readonly conf: string;
+  /** The demo is being stopped: start nothing more. */
+  private readonly stopping: () => boolean;
 
-  constructor(root: string, name: string, conf: string) {
+  constructor(root: string, name: string, conf: string, stopping: () => boolean) {
+    this.stopping = stopping;
     this.name = name;
     this.dir = join(root, name);
     this.runDir = join(this.dir, 'run');
@@ -132,6 +135,7 @@ class DemoNode {
   }
 
   async start(): Promise<void> {
+    if (this.stopping()) throw new Error('the demo is stopping');
     const log = createWriteStream(join(this.dir, 'tandemd.stderr'));
     const child = spawn(
       process.execPath,
@@ -205,14 +209,15 @@ export class Demo {
   private readonly options: DemoOptions;
   private readonly alpha: DemoNode;
   private readonly bravo: DemoNode;
-  private cleaned = false;
+  private cleaning: Promise<void> | undefined;
 
   constructor(options: DemoOptions) {
     this.options = options;
     this.root = mkdtempSync(join(tmpdir(), 'tandem-demo-'));
     const conf = join(this.root, 'tandem.conf');
-    this.alpha = new DemoNode(this.root, 'alpha', conf);
-    this.bravo = new DemoNode(this.root, 'bravo', conf);
+    const stopping = () => this.cleaning !== undefined;
+    this.alpha = new DemoNode(this.root, 'alpha', conf, stopping);
+    this.bravo = new DemoNode(this.root, 'bravo', conf, stopping);
   }
 
   private say(line: string): void {
@@ -454,11 +459,15 @@ resource ${resource} {
     return [this.alpha, this.bravo].map((n) => `--- ${n.name} (${n.logFile})\n${n.logTail()}`).join('\n');
   }
 
-  /** Stops both daemons and removes the directory; safe to call twice. */
-  async cleanup(): Promise<void> {
-    if (this.cleaned) return;
-    this.cleaned = true;
-    await Promise.all([this.alpha.kill('SIGTERM'), this.bravo.kill('SIGTERM')]);
-    rmSync(this.root, { recursive: true, force: true });
+  /**
+   * Stops both daemons and removes the directory. Every call gets the same promise,
+   * so a Ctrl-C during a cleanup waits for it; no daemon starts once it has begun.
+   */
+  cleanup(): Promise<void> {
+    this.cleaning ??= (async () => {
+      await Promise.all([this.alpha.kill('SIGTERM'), this.bravo.kill('SIGTERM')]);
+      rmSync(this.root, { recursive: true, force: true });
+    })();
+    return this.cleaning;
   }
 }

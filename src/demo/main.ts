@@ -85,6 +85,8 @@ async function main(): Promise<number> {
     return 1;
   }
   if (values.keep) {
+    // Until Ctrl-C, even if both daemons die: the timer keeps the process (and its cleanup) alive.
+    setInterval(() => {}, 60_000);
     await new Promise<never>(() => {});
   }
   await demo.cleanup();

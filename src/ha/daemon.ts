@@ -296,7 +296,7 @@ export class HaDaemon {
       // For watching, not for failover: a port that cannot be had is logged, not fatal.
       const metrics = new HaMetrics(() => this.status(), this.o.config.hacf.deadtime.ms);
       try {
-        await metrics.listen(m.host, m.port);
+        await metrics.listen(m.host, m.port, (message) => this.o.log('warn', message));
         this.metrics = metrics;
         this.o.log('info', `metrics on http://${m.host}:${m.port}/metrics`);
       } catch (e) {
@@ -565,16 +565,19 @@ export class HaDaemon {
     const hacf = this.o.config.hacf;
     const at = hacf.dashboardAddress;
     if (at === undefined) return;
-    const dashboard = new Dashboard({
-      node: this.o.node,
-      deadtimeMs: hacf.deadtime.ms,
-      status: () => this.status(),
-      events: () => this.recent.slice(),
-      tandemadm: (args) => this.tandemadm(args),
-      standby: () => this.setStandby(true),
-      takeover: () => this.takeover(),
-      token,
-    });
+    const dashboard = new Dashboard(
+      {
+        node: this.o.node,
+        deadtimeMs: hacf.deadtime.ms,
+        status: () => this.status(),
+        events: () => this.recent.slice(),
+        tandemadm: (args) => this.tandemadm(args),
+        standby: () => this.setStandby(true),
+        takeover: () => this.takeover(),
+        token,
+      },
+      (m) => this.o.log('warn', m),
+    );
     try {
       await dashboard.listen(at.host, at.port);
       this.dashboard = dashboard;

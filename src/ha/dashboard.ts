@@ -43,6 +43,8 @@ export interface DashboardOptions {
 
 /** Viewers at once; more get 503 (each costs a timer and a socket). */
 export const dashboardClientsMax = 32;
+/** A viewer that has this much unread is dropped: it reads slower than the snapshots come. */
+export const viewerBacklogBytesMax = 256 * 1024;
 const requestBodyBytesMax = 4096;
 const tickMs = 1000;
 
@@ -60,8 +62,11 @@ export class Dashboard {
   /** Changes seen in tandemd's resources between two looks (role, disk, connection). */
   private readonly changes: DashboardEvent[] = [];
 
-  constructor(o: DashboardOptions) {
+  private readonly log: (message: string) => void;
+
+  constructor(o: DashboardOptions, log: (message: string) => void = () => {}) {
     this.o = o;
+    this.log = log;
   }
 
   /** tandemd's view, at most one second old; one tandemadm at a time. */
@@ -114,13 +119,14 @@ export class Dashboard {
   }
 
   async listen(host: string, port: number): Promise<void> {
-    const server = createServer((req, res) => {
+    const server = createServer({ connectionsCheckingInterval: 2_000 }, (req, res) => {
       this.route(req, res).catch((e: unknown) => {
         if (!res.headersSent) json(res, 500, { ok: false, message: (e as Error).message });
         else res.destroy();
       });
     });
     server.headersTimeout = 10_000;
+    server.requestTimeout = 10_000;
     server.maxConnections = dashboardClientsMax + 16;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -129,6 +135,8 @@ export class Dashboard {
         resolve();
       });
     });
+    // A failed accept (out of file descriptors) is the server's 'error': logged, never fatal.
+    server.on('error', (e) => this.log(`dashboard: ${e.message}`));
     this.server = server;
   }
 
@@ -191,14 +199,26 @@ export class Dashboard {
         this.timer = undefined;
       }
     });
-    void this.push([res]);
-    this.timer ??= setInterval(() => void this.push([...this.clients]), tickMs);
+    this.push([res]);
+    this.timer ??= setInterval(() => this.push([...this.clients]), tickMs);
   }
 
-  private async push(to: readonly ServerResponse[]): Promise<void> {
-    const s = await this.snapshot();
-    const frame = `data: ${JSON.stringify(s)}\n\n`;
-    for (const c of to) if (!c.writableEnded) c.write(frame);
+  /** A snapshot to each viewer; one that does not read is dropped, not buffered for. */
+  private push(to: readonly ServerResponse[]): void {
+    this.snapshot().then(
+      (s) => {
+        const frame = `data: ${JSON.stringify(s)}\n\n`;
+        for (const c of to) {
+          if (c.writableEnded || c.destroyed) continue;
+          if (c.writableLength > viewerBacklogBytesMax) {
+            c.destroy();
+            continue;
+          }
+          c.write(frame);
+        }
+      },
+      (e: unknown) => this.log(`dashboard snapshot: ${(e as Error).message}`),
+    );
   }
 
   private async action(name: string | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -136,8 +136,8 @@ export class HaMetrics {
     });
   }
 
-  async listen(host: string, port: number): Promise<void> {
-    this.server = await serveMetrics(this.registry, host, port);
+  async listen(host: string, port: number, log: (message: string) => void = () => {}): Promise<void> {
+    this.server = await serveMetrics(this.registry, host, port, log);
   }
 
   async close(): Promise<void> {

@@ -214,8 +214,10 @@ class HandshakeReader {
     socket.on('data', this.onData);
     socket.on('close', this.onEnd);
     socket.on('error', this.onEnd);
+    // One deadline for connecting and the handshake: a connect that hangs is cut too.
     this.timer = setTimeout(() => {
       this.ended ??= new Error(`no NBD handshake within ${timeoutMs} ms`);
+      socket.destroy(this.ended);
       this.wake?.();
     }, timeoutMs);
   }

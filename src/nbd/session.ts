@@ -579,7 +579,11 @@ export class NbdSession {
   };
 
   private reply(req: Request, error: number, data?: Buffer): void {
-    if (this.socket.destroyed) return;
+    if (this.socket.destroyed) {
+      // Nobody to send it to: the READ data's buffer and bytes are free at once.
+      if (data) this.readDataSent(data);
+      return;
+    }
     if (req.type === Cmd.READ && this.structured) {
       if (error) this.send(encodeStructuredError(req.cookie, error, ''));
       // An OFFSET_DATA chunk must carry at least one byte: a zero-length read is answered with NONE.

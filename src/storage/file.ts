@@ -5,7 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { read as fsRead, write as fsWrite, writeSync } from 'node:fs';
 import { constants, type FileHandle, open } from 'node:fs/promises';
-import { EAGAIN, ENOSYS, EOPNOTSUPP, errnoError, nowaitIo } from './nowait.js';
+import { constants as os } from 'node:os';
+import { EAGAIN, type NowaitIo, nowaitIo } from './nowait.js';
 import { type BlockStorage, checkRange, StorageError, type StorageErrorCode } from './storage.js';
 
 /**
@@ -28,6 +29,9 @@ export const syncWriteBytesMax = 64 * 1024;
  */
 export const nowaitReadBytesMax = 256 * 1024;
 
+/** Errors that mean RWF_NOWAIT reads will never work on this file. */
+const refusals = new Set([os.errno.EOPNOTSUPP, os.errno.ENOSYS, os.errno.EINVAL, os.errno.EPERM]);
+
 // The callback API: lighter per call than FileHandle's promise methods on the hot path.
 function readAt(fd: number, buf: Uint8Array, at: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -48,6 +52,8 @@ export interface FileStorageOptions {
   readonly sizeBytes?: number;
   /** Try cached reads on the event loop when the native helper is there (default true). */
   readonly nowait?: boolean;
+  /** The native helper to use (tests put a faulty one here); default: the built one, if any. */
+  readonly nowaitIo?: NowaitIo;
   /**
    * Open with O_DSYNC: every write is durable when it completes, and flush() has
    * nothing left to do. For metadata: an fdatasync of the whole backing file
@@ -84,6 +90,7 @@ export class FileStorage implements BlockStorage {
   private readonly syncWrites: boolean;
   /** Cached reads on the event loop; off with O_DIRECT, or once the file refused RWF_NOWAIT. */
   private nowaitReads: boolean;
+  private readonly io: NowaitIo | undefined;
 
   private constructor(
     fh: FileHandle,
@@ -91,11 +98,12 @@ export class FileStorage implements BlockStorage {
     sizeBytes: number,
     dsync: boolean,
     direct: boolean,
-    nowait: boolean,
+    io: NowaitIo | undefined,
   ) {
     this.dsync = dsync;
     this.syncWrites = !dsync && !direct;
-    this.nowaitReads = nowait && !direct && nowaitIo !== undefined;
+    this.io = io;
+    this.nowaitReads = !direct && io !== undefined;
     this.fh = fh;
     this.name = name;
     this.sizeBytes = sizeBytes;
@@ -116,7 +124,7 @@ export class FileStorage implements BlockStorage {
         size,
         options.dsync === true,
         options.direct === true,
-        options.nowait !== false,
+        options.nowait === false ? undefined : (options.nowaitIo ?? nowaitIo),
       );
     } catch (e) {
       await fh.close();
@@ -147,19 +155,17 @@ export class FileStorage implements BlockStorage {
 
   /**
    * What the page cache gives at once: bytes read (all of buf, part of it, or 0
-   * at the end of the file), or -1 when the rest must wait for the disk.
+   * at the end of the file), or -1 when the thread pool must do the rest.
    */
   private readCached(buf: Uint8Array, offset: number): number {
-    if (!this.nowaitReads || !nowaitIo || buf.length > nowaitReadBytesMax) return -1;
-    const n = nowaitIo.preadNowait(this.fh.fd, buf, offset);
+    if (!this.nowaitReads || !this.io || buf.length > nowaitReadBytesMax) return -1;
+    const n = this.io.preadNowait(this.fh.fd, buf, offset);
     if (n >= 0) return n;
-    if (n === -EAGAIN) return -1;
-    // A file system, device or kernel without RWF_NOWAIT: the thread pool from now on.
-    if (n === -EOPNOTSUPP || n === -ENOSYS) {
-      this.nowaitReads = false;
-      return -1;
-    }
-    throw this.failed('read', errnoError(-n, 'preadv2'), offset, offset, buf.length);
+    // Not cached, or any error: the thread pool does this read, as it always did, and
+    // reports its own error. A file, device or kernel that refuses the call itself
+    // (EOPNOTSUPP, ENOSYS, EINVAL, EPERM) is not asked again.
+    if (n !== -EAGAIN && refusals.has(-n)) this.nowaitReads = false;
+    return -1;
   }
 
   async read(buf: Uint8Array, offset: number): Promise<void> {

@@ -9,8 +9,6 @@ import { fileURLToPath } from 'node:url';
 export interface NowaitIo {
   /** Bytes read from the page cache (0 at end of file), or -errno; -EAGAIN: not cached. */
   preadNowait(fd: number, buf: Uint8Array, offset: number): number;
-  /** Bytes written without blocking, or -errno; -EAGAIN: it would block; -EOPNOTSUPP: not on this file. */
-  pwriteNowait(fd: number, buf: Uint8Array, offset: number): number;
 }
 
 /** Where the build puts the helper: build/ at the package root (dist/src/storage → ../../..). */
@@ -35,17 +33,3 @@ export const nowaitIo: NowaitIo | undefined = loaded.io;
 export const nowaitUnavailable: string | undefined = loaded.reason;
 
 export const EAGAIN = constants.errno.EAGAIN;
-export const EOPNOTSUPP = constants.errno.EOPNOTSUPP;
-export const ENOSYS = constants.errno.ENOSYS;
-
-const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
-
-/** An Error shaped like Node's own for a failed system call: code 'EIO', message 'EIO: ...'. */
-export function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
-  const code = errnoNames.get(errno) ?? `E${errno}`;
-  const e = new Error(`${code}: ${syscall} failed (errno ${errno})`) as NodeJS.ErrnoException;
-  e.code = code;
-  e.errno = -errno;
-  e.syscall = syscall;
-  return e;
-}

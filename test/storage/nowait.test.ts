@@ -9,7 +9,7 @@ import { constants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import test from 'node:test';
 import { FileStorage } from '../../src/storage/file.js';
-import { errnoError, nowaitIo, nowaitModulePath, nowaitUnavailable } from '../../src/storage/nowait.js';
+import { nowaitIo, nowaitModulePath, nowaitUnavailable } from '../../src/storage/nowait.js';
 
 const { EAGAIN, EBADF, EINVAL } = constants.errno;
 const compiler = spawnSync('cc', ['--version']).status === 0;
@@ -111,9 +111,38 @@ test('FileStorage.read: a miss goes to the thread pool, a hit completes at once;
   }
 });
 
-test('errnoError names the errno as Node does', () => {
-  const e = errnoError(constants.errno.EIO, 'preadv2');
-  assert.equal(e.code, 'EIO');
-  assert.equal(e.syscall, 'preadv2');
-  assert.match(e.message, /^EIO: preadv2/);
+test('any error from the helper sends the read to the thread pool; a refusal of the call turns it off', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-nowait-'));
+  try {
+    const path = uncachedFile(dir, 4);
+    const want = readFileSync(path).subarray(4096, 8192);
+    for (const [errno, stillOn] of [
+      [constants.errno.EIO, true],
+      [constants.errno.ENOMEM, true],
+      [constants.errno.EINVAL, false],
+      [constants.errno.EOPNOTSUPP, false],
+      [constants.errno.ENOSYS, false],
+      [constants.errno.EPERM, false],
+    ] as const) {
+      let calls = 0;
+      const faulty = {
+        preadNowait: () => {
+          calls++;
+          return -errno;
+        },
+      };
+      const s = await FileStorage.open(path, { nowaitIo: faulty });
+      try {
+        const b = Buffer.alloc(4096);
+        await s.read(b, 4096);
+        assert.ok(b.equals(want), `errno ${errno}: the bytes, from the thread pool`);
+        assert.equal(calls, 1);
+        assert.equal(s.readsNowait, stillOn, `errno ${errno}`);
+      } finally {
+        await s.close();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
