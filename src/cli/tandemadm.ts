@@ -19,6 +19,7 @@ import {
   renderProc,
   renderStatus,
 } from '../daemon/status.js';
+import { connStatesFrom } from '../device/state.js';
 import { CliError, exitCodes, printWarnings, runMain } from './errors.js';
 import { createMd, dumpMd, type MdContext } from './md-commands.js';
 
@@ -121,17 +122,10 @@ async function waitFor(ctx: Context, what: string, done: (r: ResourceStatus) => 
   }
 }
 
-const syncing = new Set([
+/** Still shaking hands or resyncing (not Connected, not verifying): wait-sync waits on. */
+const syncing: ReadonlySet<string> = new Set([
   'WFReportParams',
-  'StartingSyncS',
-  'StartingSyncT',
-  'WFBitMapS',
-  'WFBitMapT',
-  'WFSyncUUID',
-  'SyncSource',
-  'SyncTarget',
-  'PausedSyncS',
-  'PausedSyncT',
+  ...connStatesFrom('StartingSyncS', 'PausedSyncT'),
 ]);
 
 function mdContext(ctx: Context, r: ResolvedResource): MdContext {

@@ -1,6 +1,6 @@
 // The status model tandemd reports over the control socket and tandemadm
 // renders: plain data, JSON-safe, one entry per resource and volume.
-import type { ConnState, DiskState, Role } from '../device/state.js';
+import { type ConnState, connStatesFrom, type DiskState, type Role } from '../device/state.js';
 import type { KernelDeviceKind } from '../nbd/kernel.js';
 
 export interface VolumeStatus {
@@ -88,22 +88,7 @@ export interface NodeStatus {
 // ------------------------------------------------------------------ helpers
 
 /** States in which a peer device is connected and replicating (8.4: Connected and beyond). */
-const replicating: ReadonlySet<ConnState> = new Set<ConnState>([
-  'Connected',
-  'StartingSyncS',
-  'StartingSyncT',
-  'WFBitMapS',
-  'WFBitMapT',
-  'WFSyncUUID',
-  'SyncSource',
-  'SyncTarget',
-  'PausedSyncS',
-  'PausedSyncT',
-  'VerifyS',
-  'VerifyT',
-  'Ahead',
-  'Behind',
-]);
+const replicating = connStatesFrom('Connected');
 
 /** The states for which DRBD 8.4's /proc/drbd prints the progress lines (drbd_seq_show). */
 function showsProgress(v: VolumeStatus): boolean {

@@ -46,6 +46,11 @@ export const connStates = [
 ] as const;
 export type ConnState = (typeof connStates)[number];
 
+/** The states from `first` to `last` in DRBD's order (8.4 compares cs: by that order). */
+export function connStatesFrom(first: ConnState, last: ConnState = 'Behind'): ReadonlySet<ConnState> {
+  return new Set(connStates.slice(connStates.indexOf(first), connStates.indexOf(last) + 1));
+}
+
 /** A state change DRBD would refuse: its SS_* code and message. */
 export interface Refusal {
   readonly code: number;

@@ -57,8 +57,12 @@ export const handshakeMsMax = 10_000;
 /** Bytes of WRITE payload buffered per connection before reading pauses. */
 export const bufferedBytesMax = 64 * 1024 * 1024;
 
-/** Replies of one turn up to this many bytes are copied into one buffer; more go out as a writev. */
-export const coalesceBytesMax = 256 * 1024;
+/**
+ * Replies of one turn up to this many bytes (reply headers: 16 B each) are copied
+ * into one buffer, cheaper than a writev of many tiny ones. Anything with READ data
+ * goes out as a writev, so the data is never copied again on its way out.
+ */
+export const coalesceBytesMax = 4096;
 
 export const blockSizeMin = 1;
 export const blockSizePreferred = 4096;
@@ -533,8 +537,8 @@ export class NbdSession {
 
   /**
    * Replies completed in the same turn of the event loop go out in one write on
-   * the next tick: small ones copied into one buffer (one stream write, one
-   * syscall), larger ones corked into one writev. `done` runs once the socket
+   * the next tick: headers alone copied into one buffer (one stream write, one
+   * syscall), READ data corked with them into one writev (see coalesceBytesMax). `done` runs once the socket
    * has taken the bytes.
    */
   private send(b: Buffer, done?: () => void): void {

@@ -17,6 +17,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { callDaemon } from '../../src/daemon/control-client.js';
 import { fsyncWriter, SeedCluster, type Server } from '../helpers/seed-cluster.js';
+import { verifyResult } from '../helpers/verify.js';
 import { describeHaFault, formatHaSchedule, type HaFault, type HaSchedule } from './ha-schedule.js';
 import { type ChaosResult, chaosResult } from './run.js';
 
@@ -216,18 +217,16 @@ export async function runHaChaos(schedule: HaSchedule, options: HaChaosOptions =
     // The replicas, by online verify from the Primary.
     const v0 = await c.adm(final, 'verify', resource);
     if (v0.code !== 0) problems.push(`verify: ${v0.err.trim()}`);
-    for (let i = 0; v0.code === 0; i++) {
-      const st = JSON.parse((await c.adm(final, 'status', '--json', resource)).out).resources[0].volumes[0];
-      if (st.verify?.done) {
-        if (st.verify.outOfSyncBytes !== 0)
-          problems.push(`verify found ${st.verify.outOfSyncBytes} bytes that differ between the replicas`);
-        break;
+    if (v0.code === 0) {
+      try {
+        const differ = await verifyResult(
+          async () =>
+            JSON.parse((await c.adm(final, 'status', '--json', resource)).out).resources[0].volumes[0],
+        );
+        if (differ !== 0) problems.push(`verify found ${differ} bytes that differ between the replicas`);
+      } catch (e) {
+        problems.push((e as Error).message);
       }
-      if (i > 600) {
-        problems.push('verify did not finish within 60 s');
-        break;
-      }
-      await sleep(100);
     }
     note(`judged: ${numbers.length} files acknowledged, ${faults} faults`);
     return finish(numbers.length);

@@ -18,6 +18,7 @@ import { FaultyDisk } from '../helpers/faulty-disk.js';
 import { LinkProxy } from '../helpers/link-proxy.js';
 import { TestNbdClient } from '../helpers/nbd-client.js';
 import { TandemNode } from '../helpers/tandem-node.js';
+import { verifyResult } from '../helpers/verify.js';
 import { describeFault, type Fault, formatSchedule, type Schedule } from './schedule.js';
 
 const blockBytes = 4096;
@@ -409,18 +410,11 @@ ${host('bravo')}
     for (const n of nodes) await must(n, '--timeout', '60', 'wait-sync', resource);
     // The replicas: online verify from the Primary.
     await must(primary, 'verify', resource);
-    for (let i = 0; ; i++) {
-      const v = (await status(primary)).volumes[0];
-      if (v?.verify?.done) {
-        if (v.verify.outOfSyncBytes !== 0)
-          problems.push(`verify found ${v.verify.outOfSyncBytes} bytes that differ between the replicas`);
-        break;
-      }
-      if (i > 600) {
-        problems.push('verify did not finish within 60 s');
-        break;
-      }
-      await sleep(100);
+    try {
+      const differ = await verifyResult(async () => (await status(primary)).volumes[0]);
+      if (differ !== 0) problems.push(`verify found ${differ} bytes that differ between the replicas`);
+    } catch (e) {
+      problems.push((e as Error).message);
     }
     // Every acknowledged write, on the final Primary.
     const required = schedule.protocol === 'C' ? workload.acked : workload.flushed;

@@ -19,6 +19,7 @@ import { mutate, mutationArb } from '../helpers/byte-mutate.js';
 import { Cluster } from '../helpers/cluster.js';
 import { TestNbdClient } from '../helpers/nbd-client.js';
 import type { TandemNode } from '../helpers/tandem-node.js';
+import { verifyResult } from '../helpers/verify.js';
 
 const seed = 20261125;
 const blockBytes = 4096;
@@ -188,16 +189,11 @@ test('garbage at a running tandemd: it keeps serving the well-behaved client and
     good.close();
     // And the replicas are identical.
     ok(await c.a.adm('verify', 'r0'), 'verify');
-    for (let i = 0; ; i++) {
-      const st = JSON.parse(ok(await c.a.adm('status', '--json', 'r0'), 'status')).resources[0];
-      const v = st.volumes[0];
-      if (v.verify?.done) {
-        assert.equal(v.verify.outOfSyncBytes, 0, 'verify found differences');
-        break;
-      }
-      assert.ok(i < 300, 'verify did not finish');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const differ = await verifyResult(
+      async () => JSON.parse(ok(await c.a.adm('status', '--json', 'r0'), 'status')).resources[0].volumes[0],
+      30_000,
+    );
+    assert.equal(differ, 0, 'verify found differences');
     for (const n of c.nodes) assert.equal(n.crashed, false, `tandemd on ${n.name} died`);
   } finally {
     await c.cleanup();

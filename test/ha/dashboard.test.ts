@@ -181,3 +181,23 @@ test('the token file: mode 0600, at least 16 characters, else refused naming the
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('tandemd not answering: the snapshot says so and the dashboard goes on', async () => {
+  const { dir, url, cleanup } = await daemon(true);
+  try {
+    assert.equal(
+      ((await (await fetch(`${url}/api/state`)).json()) as DashboardSnapshot).resources?.length,
+      1,
+    );
+    // tandemadm now prints something that is not a status (as when tandemd is down and it says why).
+    writeFileSync(join(dir, 'status.json'), 'tandemd is not running');
+    await new Promise((r) => setTimeout(r, 1100));
+    const snap = (await (await fetch(`${url}/api/state`)).json()) as DashboardSnapshot;
+    assert.equal(snap.resources, null);
+    assert.match(snap.resourcesError ?? '', /JSON/);
+    assert.equal(snap.node, 'alpha', 'the rest of the snapshot is there');
+    assert.equal((await fetch(`${url}/`)).status, 200);
+  } finally {
+    await cleanup();
+  }
+});

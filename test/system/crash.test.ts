@@ -9,6 +9,7 @@ import { Cmd } from '../../src/nbd/protocol.js';
 import { Cluster } from '../helpers/cluster.js';
 import { TestNbdClient } from '../helpers/nbd-client.js';
 import { sh, type TandemNode } from '../helpers/tandem-node.js';
+import { verifyResult } from '../helpers/verify.js';
 
 function ok(r: { code: number; out: string; err: string }, what: string): string {
   assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.err}\n${r.out}`);
@@ -163,15 +164,11 @@ describe('tandemd killed with SIGKILL', () => {
       assert.equal(st.disk, 'UpToDate');
       assert.ok(resent < st.sizeBytes * 0.8, `the restarted target fetched ${resent} bytes: it started over`);
       ok(await c.a.adm('verify', 'r0'), 'verify');
-      for (let i = 0; ; i++) {
-        const v = JSON.parse(ok(await c.a.adm('status', '--json', 'r0'), 'status')).resources[0].volumes[0];
-        if (v.verify?.done) {
-          assert.equal(v.verify.outOfSyncBytes, 0, 'verify found differences');
-          break;
-        }
-        assert.ok(i < 300, 'verify did not finish');
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const differ = await verifyResult(
+        async () => JSON.parse(ok(await c.a.adm('status', '--json', 'r0'), 'status')).resources[0].volumes[0],
+        30_000,
+      );
+      assert.equal(differ, 0, 'verify found differences');
     } finally {
       await c.cleanup();
     }

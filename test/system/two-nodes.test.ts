@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Cluster } from '../helpers/cluster.js';
 import { missingTools, sh, type TandemNode } from '../helpers/tandem-node.js';
+import { verifyResult } from '../helpers/verify.js';
 
 const missing = await missingTools(['qemu-io']);
 const skip = missing.length ? `missing tools: ${missing.join(', ')}` : false;
@@ -110,16 +111,7 @@ describe('two nodes: initial sync, replication, role switch, resync, verify', { 
 
   test('verify finds nothing on identical replicas', async () => {
     ok(await c.a.adm('verify', 'r0'), 'verify');
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const st = await status(c.a);
-      if (st.volumes[0].verify?.done) {
-        assert.equal(st.volumes[0].verify.outOfSyncBytes, 0);
-        break;
-      }
-      assert.ok(Date.now() < deadline, 'verify did not finish');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    assert.equal(await verifyResult(async () => (await status(c.a)).volumes[0], 30_000), 0);
   });
 
   test('a block corrupted on the Secondary: verify finds exactly it, disconnect/connect repairs it', async () => {
