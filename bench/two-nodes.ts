@@ -3,7 +3,10 @@
 // Primary disconnected (one node) and `nbdkit file` on the same backing file; the
 // initial full sync of random data against `nbdcopy` of the same bytes; and the
 // application's write latency while a resync runs against the same job idle.
-// Usage: npm run bench:two-nodes -- [--seconds N]
+// Usage: npm run bench:two-nodes -- [--seconds N] [--protocols C,B,A] [--jobs-only]
+//   --protocols: which protocols, in this order; the references (nbdkit, one node) are
+//   measured in the first one's cluster. --jobs-only: skip the sync and resync rows.
+//   TANDEMD_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles both daemons.
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -12,8 +15,22 @@ import { Cluster } from '../test/helpers/cluster.js';
 import { sh, systemTestSkipReason, type TandemNode } from '../test/helpers/tandem-node.js';
 import { type FioJob, type FioResult, fio, fmt, startNbdkit, stopChild, table } from './lib.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' } } });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    protocols: { type: 'string', default: 'C,B,A' },
+    'jobs-only': { type: 'boolean', default: false },
+  },
+});
 const seconds = Number(values.seconds);
+const protocols = values.protocols.split(',').map((p) => p.trim().toUpperCase());
+for (const p of protocols) {
+  if (p !== 'A' && p !== 'B' && p !== 'C') {
+    process.stderr.write(`bench: --protocols: ${p} is not A, B or C\n`);
+    process.exit(2);
+  }
+}
+const jobsOnly = values['jobs-only'];
 const diskBytes = 1024 * 1024 * 1024;
 const ioBytes = 512 * 1024 * 1024;
 
@@ -133,7 +150,8 @@ let syncRow: string[] | undefined;
 let latencyRows: string[][] = [];
 const results = new Map<string, FioResult>();
 
-for (const protocol of ['C', 'B', 'A'] as const) {
+for (const protocol of protocols as ('A' | 'B' | 'C')[]) {
+  const first = protocol === protocols[0];
   const c = await cluster(protocol);
   try {
     // The initial full sync of 1 GiB of random data.
@@ -144,7 +162,7 @@ for (const protocol of ['C', 'B', 'A'] as const) {
     // time tandemadm takes to start and poll.
     const syncSeconds = syncSecondsFromLog(c.b.log()) ?? (performance.now() - t0) / 1000;
     const dataBytes = (await status(c.a)).volumes[0].sizeBytes as number;
-    if (protocol === 'C') {
+    if (first && !jobsOnly) {
       // The same bytes copied by nbdcopy into nbdkit serving an allocated scratch file.
       const scratch = join(c.dir, 'scratch.img');
       await must(
@@ -172,7 +190,7 @@ for (const protocol of ['C', 'B', 'A'] as const) {
       await settle();
       results.set(`${protocol} ${job.name}`, await fio(uri(c.a), job, seconds, ioBytes));
     }
-    if (protocol === 'C') {
+    if (protocol === 'C' && !jobsOnly) {
       // Application latency while a resync runs: bravo misses 256 MiB of random
       // writes, reconnects, and fio measures QD1 writes during the resync.
       await must(c.a.adm('disconnect', 'r0'), 'disconnect');
@@ -206,13 +224,14 @@ for (const protocol of ['C', 'B', 'A'] as const) {
         ],
       ];
     }
+    if (!first) continue;
     // The same Primary without its peer: one node.
     await must(c.a.adm('disconnect', 'r0'), 'disconnect');
     for (const job of jobs) {
       await settle();
-      results.set(`one-node ${protocol} ${job.name}`, await fio(uri(c.a), job, seconds, ioBytes));
+      results.set(`one-node ${job.name}`, await fio(uri(c.a), job, seconds, ioBytes));
     }
-    if (protocol === 'C') {
+    {
       const sock = join(c.dir, 'nbdkit.sock');
       const kit = await startNbdkit(c.a.disk, sock);
       try {
@@ -225,6 +244,8 @@ for (const protocol of ['C', 'B', 'A'] as const) {
       }
     }
   } finally {
+    // SIGTERM first: a clean stop (and the profiles, under TANDEMD_NODE_ARGS=--cpu-prof).
+    for (const n of c.nodes) await n.stop('SIGTERM');
     await c.cleanup();
   }
 }
@@ -232,10 +253,10 @@ for (const protocol of ['C', 'B', 'A'] as const) {
 const rttUs = await nodeRoundTripUs();
 for (const job of jobs) {
   const ref = results.get(`nbdkit ${job.name}`)!;
-  const one = results.get(`one-node C ${job.name}`)!;
+  const one = results.get(`one-node ${job.name}`)!;
   rows.push([`nbdkit file, ${job.name}`, fmt(ref.iops), '1.00', '', `${fmt(ref.p50us)}/${fmt(ref.p99us)}`]);
   rows.push(row(`tandem one node, ${job.name}`, one, ref, one));
-  for (const protocol of ['A', 'B', 'C'] as const) {
+  for (const protocol of ['A', 'B', 'C'].filter((p) => protocols.includes(p))) {
     rows.push(
       row(`tandem protocol ${protocol}, ${job.name}`, results.get(`${protocol} ${job.name}`)!, ref, one),
     );

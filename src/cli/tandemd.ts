@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultConfigFile, loadResolvedConfig } from '../config/drbd-load.js';
 import { splitHostPort } from '../config/drbd-options.js';
-import { Daemon } from '../daemon/daemon.js';
+import { busyPollUsDefault, Daemon } from '../daemon/daemon.js';
 import { createLogger, type LogLevel } from '../util/log.js';
 import { CliError, exitCodes, printWarnings, runMain } from './errors.js';
 
@@ -24,6 +24,8 @@ const usage = `usage: tandemd [-c FILE] [--node NAME] [--run-dir DIR] [--daemon]
       --no-kernel-device  serve NBD sockets only; make no /dev device
       --metrics-address HOST:PORT  serve Prometheus metrics at /metrics there
                        (overrides global { metrics-address }; off unless one is set)
+      --busy-poll USEC after bytes arrive, keep polling up to USEC microseconds before
+                       sleeping (overrides global { busy-poll }; default ${busyPollUsDefault}, 0 off)
   -h, --help           show this help`;
 
 await runMain('tandemd', async () => {
@@ -39,6 +41,7 @@ await runMain('tandemd', async () => {
         'log-file': { type: 'string' },
         'no-kernel-device': { type: 'boolean' },
         'metrics-address': { type: 'string' },
+        'busy-poll': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -52,6 +55,16 @@ await runMain('tandemd', async () => {
   const level = (values['log-level'] as string | undefined) ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level))
     throw new CliError(`--log-level: expected debug, info, warn or error, got '${level}'`);
+  const busyPollText = values['busy-poll'] as string | undefined;
+  const busyPollFlag = busyPollText === undefined ? undefined : Number(busyPollText);
+  if (
+    busyPollFlag !== undefined &&
+    (busyPollText?.trim() === '' ||
+      !Number.isInteger(busyPollFlag) ||
+      busyPollFlag < 0 ||
+      busyPollFlag > 10_000)
+  )
+    throw new CliError(`--busy-poll: expected microseconds from 0 to 10000, got '${busyPollText}'`);
   const file = (values['config'] as string | undefined) || process.env['TANDEM_CONFIG'] || defaultConfigFile;
   const node = (values['node'] as string | undefined) || process.env['TANDEM_NODE'] || hostname();
   const runDir = (values['run-dir'] as string | undefined) || process.env['TANDEM_RUN_DIR'] || defaultRunDir;
@@ -67,6 +80,12 @@ await runMain('tandemd', async () => {
       throw new CliError(
         `--metrics-address: expected HOST:PORT (e.g. 127.0.0.1:9942), got '${metricsAddress}'`,
       );
+  }
+  let busyPollUs: number;
+  if (busyPollFlag !== undefined) busyPollUs = busyPollFlag;
+  else {
+    const v = config.global.get('busy-poll')?.value;
+    busyPollUs = typeof v === 'number' ? v : busyPollUsDefault;
   }
 
   if (values['daemon']) {
@@ -94,6 +113,7 @@ await runMain('tandemd', async () => {
     log,
     kernelDevices: values['no-kernel-device'] !== true,
     ...(metricsAddress === undefined ? {} : { metricsAddress }),
+    busyPollUs,
   });
   try {
     await daemon.start();

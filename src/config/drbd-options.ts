@@ -68,6 +68,7 @@ const implemented = new Set([
   // tandem's own
   'nbd-address',
   'metrics-address',
+  'busy-poll',
   'tls',
   'tls-certificate',
   'tls-privkey',
@@ -143,6 +144,20 @@ const handwritten: readonly Omit<OptionSpec, 'implemented'>[] = [
   { name: 'nbd-address', section: 'options', sections: ['options'], type: 'address', versions: ['tandem'] },
   // tandem extension: tandemd serves Prometheus metrics at http://ADDRESS/metrics (off unless set).
   { name: 'metrics-address', section: 'global', sections: ['global'], type: 'address', versions: ['tandem'] },
+  // tandem extension: after bytes arrive, tandemd keeps polling for up to this many
+  // microseconds before it sleeps (src/util/busy-poll.ts); 0 turns it off.
+  {
+    name: 'busy-poll',
+    section: 'global',
+    sections: ['global'],
+    type: 'numeric',
+    min: 0,
+    max: 10000,
+    default: '200',
+    unitPrefix: '1',
+    unit: 'microseconds',
+    versions: ['tandem'],
+  },
   // tandem extensions, named as DRBD 9.2's: TLS on the replication link (mutual, with
   // node certificates signed by `tls-ca`, a tandem addition where DRBD uses a keyring).
   { name: 'tls', section: 'net', sections: ['net'], type: 'boolean', default: 'no', versions: ['tandem'] },

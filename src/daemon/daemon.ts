@@ -10,6 +10,7 @@ import { Resource, StateChangeError } from '../device/resource.js';
 import { refusals } from '../device/state.js';
 import type { VolumeOpener } from '../device/volume.js';
 import { nowaitUnavailable } from '../storage/nowait.js';
+import { BusyPoll } from '../util/busy-poll.js';
 import type { Logger } from '../util/log.js';
 import type { ControlRequest } from './control-protocol.js';
 import { ControlFailure, ControlServer } from './control-server.js';
@@ -26,7 +27,12 @@ export interface DaemonOptions {
   readonly opener?: VolumeOpener;
   /** Serve Prometheus metrics at http://HOST:PORT/metrics (off when undefined). */
   readonly metricsAddress?: string;
+  /** The busy-poll limit in microseconds (src/util/busy-poll.ts); 0 off, default busyPollUsDefault. */
+  readonly busyPollUs?: number;
 }
+
+/** `global { busy-poll }` when unset: long enough for the next hop of a request at queue depth 1. */
+export const busyPollUsDefault = 200;
 
 export class Daemon {
   private readonly options: DaemonOptions;
@@ -37,9 +43,11 @@ export class Daemon {
   private releasePid: (() => void) | undefined;
   private stopping: Promise<unknown> | undefined;
   private metrics: DaemonMetrics | undefined;
+  private readonly busyPoll: BusyPoll;
 
   constructor(options: DaemonOptions) {
     this.options = options;
+    this.busyPoll = new BusyPoll({ maxUs: options.busyPollUs ?? busyPollUsDefault });
     for (const r of options.config.resources) {
       if (!r.hosts.some((h) => h.names.includes(options.node))) continue;
       try {
@@ -62,6 +70,7 @@ export class Daemon {
       opener,
       kernelDevices: this.options.kernelDevices ?? true,
       observeWrite: (protocol, seconds) => this.metrics?.observeWrite(r.name, protocol, seconds),
+      activity: this.busyPoll.activity,
     });
   }
 
@@ -97,6 +106,11 @@ export class Daemon {
     this.options.log.log(
       'info',
       `started for node ${this.options.node}: ${[...this.resources.keys()].join(', ') || 'no resources'}`,
+    );
+    const pollUs = this.busyPoll.maxUs;
+    this.options.log.log(
+      'info',
+      pollUs === 0 ? 'busy poll off' : `busy poll: up to ${pollUs} us after I/O, adaptive`,
     );
     if (this.options.metricsAddress !== undefined) await this.startMetrics(this.options.metricsAddress);
     // Slower, not wrong: worth a line for whoever wonders why reads cost more here.

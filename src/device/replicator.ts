@@ -79,6 +79,8 @@ export interface ReplicatorHost {
   /** Called first when a Connected link is lost (fencing starts here). */
   connectionLost?(reason: LinkReason): void;
   readonly clock?: LinkClock;
+  /** Bytes arrived on the link (the daemon's busy poll). */
+  readonly activity?: () => void;
 }
 
 /** Per volume: where the volume's replication stands (DRBD 8.4 per-minor cs: names). */
@@ -263,6 +265,7 @@ export class Replicator {
         }
       },
       onLog: (m) => host.log.log('info', m),
+      onActivity: host.activity,
     });
   }
 

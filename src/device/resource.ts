@@ -45,6 +45,8 @@ export interface ResourceOptions {
   readonly peerEndpoint?: { readonly host: string; readonly port: number };
   /** Each application write's latency, with the protocol it completed under (metrics). */
   readonly observeWrite?: (protocol: string, seconds: number) => void;
+  /** Bytes arrived from a client or the peer (the daemon's busy poll). */
+  readonly activity?: () => void;
 }
 
 export class Resource {
@@ -118,6 +120,7 @@ export class Resource {
             event: (text) => this.event(text),
             runHandler: (name, volume) => this.runHandler(name, volume),
             connectionLost: () => this.fencePeer(),
+            activity: options.activity,
           });
   }
 
@@ -282,7 +285,10 @@ export class Resource {
   bringUp(): Promise<void> {
     return this.serial(async () => {
       if (!this.up) {
-        const server = new NbdServer({ log: (level, m) => this.log.log(level, m) });
+        const server = new NbdServer({
+          log: (level, m) => this.log.log(level, m),
+          activity: this.options.activity,
+        });
         for (const v of this.volumes) server.add(v);
         await server.listenUnix(this.socketPath, 'public');
         await server.listenUnix(this.kernelSocketPath, 'kernel');

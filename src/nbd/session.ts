@@ -69,6 +69,8 @@ export const blockSizePreferred = 4096;
 
 export interface SessionEvents {
   log?(level: 'debug' | 'info' | 'warn', message: string): void;
+  /** Bytes arrived from the client (the daemon's busy poll). */
+  activity?(): void;
 }
 
 type Phase =
@@ -127,7 +129,10 @@ export class NbdSession {
     this.events = events;
     this.peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
     socket.setNoDelay?.(true);
-    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('data', (d: Buffer) => {
+      this.events.activity?.();
+      this.onData(d);
+    });
     socket.on('error', (e) => this.log('debug', `socket error: ${e.message}`));
     socket.on('close', () => this.onClose());
     socket.write(encodeGreeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES));

@@ -99,6 +99,8 @@ export interface PeerLinkOptions {
   readonly onFrame?: (frame: Frame) => void;
   /** One line about a connection that is not (yet) the link's, e.g. garbage on the port. */
   readonly onLog?: (message: string) => void;
+  /** Bytes arrived on the Connected link (the daemon's busy poll). */
+  readonly onActivity?: () => void;
 }
 
 export const connectIntMsDefault = 10_000;
@@ -491,7 +493,10 @@ export class PeerLink {
         reason: { code: 'handshake-timeout', message: `no handshake within ${this.handshakeTimeoutMs} ms` },
       });
     }, this.handshakeTimeoutMs);
-    socket.on('data', (chunk: Buffer) => this.receive(conn, chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.o.onActivity?.();
+      this.receive(conn, chunk);
+    });
     socket.on('error', (err) => {
       this.fail(conn, { state: 'NetworkFailure', reason: { code: 'socket-error', message: err.message } });
     });
