@@ -1,7 +1,7 @@
 // Benchmark: one tandem node (protocol C, no peer) against `nbdkit file` on the
 // same backing file, through fio's nbd engine. Prints IOPS, MB/s, p50/p99
 // latency and the ratio to nbdkit.
-// Usage: npm run bench -- [--seconds N] [--repeat N] [--only TEXT]
+// Usage: npm run bench -- [--seconds N] [--repeat N] [--only TEXT] [--busy-poll USEC]
 // Each job runs --repeat times (3 by default), nbdkit and tandem in turns whose
 // order alternates; the table shows medians and the spread of the ratio, since
 // one run on a shared 2-core machine varies by 10-20%. --only: the jobs whose
@@ -25,6 +25,7 @@ const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '10' },
     repeat: { type: 'string', default: '3' },
+    'busy-poll': { type: 'string' },
     only: { type: 'string' },
   },
 });
@@ -61,7 +62,10 @@ try {
     if (r.code !== 0) throw new Error(`${what}: ${r.err}`);
   };
   await must(node.adm('create-md', '--force', 'r0'), 'create-md');
-  await node.start(['--no-kernel-device']);
+  await node.start([
+    '--no-kernel-device',
+    ...(values['busy-poll'] === undefined ? [] : ['--busy-poll', values['busy-poll']]),
+  ]);
   await must(node.adm('up', 'r0'), 'up');
   await must(node.adm('primary', '--force', 'r0'), 'primary');
   const tandemUri = `nbd+unix:///r0?socket=${join(node.runDir, 'r0.nbd')}`;
