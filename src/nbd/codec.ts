@@ -155,12 +155,14 @@ export function decodeRequest(b: Buffer, at = 0): Request {
   const magic = b.readUInt32BE(at);
   if (magic !== REQUEST_MAGIC)
     throw new NbdProtocolError('NBD_BAD_MAGIC', `request magic 0x${magic.toString(16)}`);
-  const offset = b.readBigUInt64BE(at + 16);
+  // The offset as two 32-bit halves, without a BigInt (this runs for every request):
+  // below 2^53 exactly when the high half is below 2^21.
+  const high = b.readUInt32BE(at + 16);
   return {
     flags: b.readUInt16BE(at + 4),
     type: b.readUInt16BE(at + 6),
     cookie: b.readBigUInt64BE(at + 8),
-    offset: offset <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(offset) : Number.POSITIVE_INFINITY,
+    offset: high < 0x20_0000 ? high * 0x1_0000_0000 + b.readUInt32BE(at + 20) : Number.POSITIVE_INFINITY,
     length: b.readUInt32BE(at + 24),
   };
 }

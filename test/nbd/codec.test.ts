@@ -69,6 +69,19 @@ test('offsets beyond 2^53 decode as out of range, not as a wrapped number', () =
   const b = encodeRequest({ flags: 0, type: 0, cookie: 1n, offset: 0, length: 1 });
   b.writeBigUInt64BE(0xffffffffffffff00n, 16);
   assert.equal(decodeRequest(b).offset, Number.POSITIVE_INFINITY);
+  // At the edge: 2^53 - 1 is the last exact offset, 2^53 the first out of range.
+  b.writeBigUInt64BE(BigInt(Number.MAX_SAFE_INTEGER), 16);
+  assert.equal(decodeRequest(b).offset, Number.MAX_SAFE_INTEGER);
+  b.writeBigUInt64BE(1n << 53n, 16);
+  assert.equal(decodeRequest(b).offset, Number.POSITIVE_INFINITY);
+  // Any 64-bit offset: exact below 2^53, out of range from there.
+  fc.assert(
+    fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (o) => {
+      b.writeBigUInt64BE(o, 16);
+      const want = o <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(o) : Number.POSITIVE_INFINITY;
+      assert.equal(decodeRequest(b).offset, want);
+    }),
+  );
 });
 
 test('decoders give a value or an NbdProtocolError for any bytes', () => {
