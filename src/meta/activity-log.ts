@@ -74,7 +74,21 @@ export class ActivityLog {
 
   /** Declares writes to `extents` (distinct; at most alUpdatesPerTransaction new ones). */
   begin(extents: readonly number[]): AlBegin {
-    assert.equal(new Set(extents).size, extents.length, 'extents must be distinct');
+    // Runs for every write: no allocation unless an extent is new.
+    for (let i = 1; i < extents.length; i++) {
+      for (let j = 0; j < i; j++) assert.notEqual(extents[i], extents[j], 'extents must be distinct');
+    }
+    let allActive = true;
+    for (const e of extents) {
+      if (!this.lru.has(e)) {
+        allActive = false;
+        break;
+      }
+    }
+    if (allActive && (this.pending === undefined || !extents.some((e) => this.pending!.added.has(e)))) {
+      this.acquire(extents);
+      return { kind: 'active' };
+    }
     const added = extents.filter((e) => !this.lru.has(e));
     assert.ok(added.length <= alUpdatesPerTransaction, 'too many new extents for one transaction');
     if (this.pending) {
