@@ -313,16 +313,20 @@ async function churn(n: Node, seed: number, depth: number, stop: Promise<void>):
 
 test('application writes during a resync: both replicas end identical', async () => {
   const p = await syncedPair('C');
+  // The writers stop in the finally too: a failed wait must fail the test, not leave
+  // them writing for ever (the file then never ends).
+  let done: () => void = () => {};
+  let writing: Promise<number> | undefined;
   try {
     await p.a.res.disconnect();
     await churn(p.a, 1, 8, new Promise((r) => setTimeout(r, 300)));
     assert.ok(vol(p.a).outOfSyncBytes > 1024 * 1024, 'enough to resync');
     // Write before, while and after the resync runs, into the same regions.
-    let done!: () => void;
     const stop = new Promise<void>((r) => {
       done = r;
     });
-    const writing = churn(p.a, 2, 8, stop);
+    const w = churn(p.a, 2, 8, stop);
+    writing = w;
     await p.a.res.connect();
     await waitFor(
       'resync started',
@@ -334,38 +338,44 @@ test('application writes during a resync: both replicas end identical', async ()
       20_000,
     );
     done();
-    const writes = await writing;
+    const writes = await w;
     assert.ok(writes > 50, `only ${writes} writes around the resync`);
     await waitFor('settled', () => vol(p.b).outOfSyncBytes === 0 && vol(p.b).counters.unacked === 0);
     assert.ok(await sameReplicas(p), 'the replicas differ after a resync under load');
   } finally {
+    done();
+    await writing?.catch(() => 0);
     await p.cleanup();
   }
 });
 
 test('application writes during the initial full sync: both replicas end identical', async () => {
   const p = await pair('C');
+  let done: () => void = () => {};
+  let writing: Promise<number> | undefined;
   try {
     await waitFor(
       'connected',
       () => p.a.res.status().connection === 'Connected' && vol(p.a).peerDisk === 'Inconsistent',
     );
     await p.a.res.primary(true);
-    let done!: () => void;
     const stop = new Promise<void>((r) => {
       done = r;
     });
-    const writing = churn(p.a, 3, 8, stop);
+    const w = churn(p.a, 3, 8, stop);
+    writing = w;
     await waitFor(
       'full sync done',
       () => vol(p.b).disk === 'UpToDate' && vol(p.a).replication === 'Connected',
       20_000,
     );
     done();
-    await writing;
+    await w;
     await waitFor('settled', () => vol(p.b).outOfSyncBytes === 0 && vol(p.b).counters.unacked === 0);
     assert.ok(await sameReplicas(p), 'the replicas differ after the initial sync under load');
   } finally {
+    done();
+    await writing?.catch(() => 0);
     await p.cleanup();
   }
 });
