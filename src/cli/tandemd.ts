@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultConfigFile, loadResolvedConfig } from '../config/drbd-load.js';
 import { splitHostPort } from '../config/drbd-options.js';
-import { busyPollUsDefault, Daemon } from '../daemon/daemon.js';
+import { Daemon } from '../daemon/daemon.js';
+import { busyPollUsDefault } from '../util/busy-poll.js';
 import { createLogger, type LogLevel } from '../util/log.js';
 import { CliError, exitCodes, printWarnings, runMain } from './errors.js';
 
@@ -81,12 +82,9 @@ await runMain('tandemd', async () => {
         `--metrics-address: expected HOST:PORT (e.g. 127.0.0.1:9942), got '${metricsAddress}'`,
       );
   }
-  let busyPollUs: number;
-  if (busyPollFlag !== undefined) busyPollUs = busyPollFlag;
-  else {
-    const v = config.global.get('busy-poll')?.value;
-    busyPollUs = typeof v === 'number' ? v : busyPollUsDefault;
-  }
+  const fromConfigPoll = config.global.get('busy-poll')?.value;
+  const busyPollUs =
+    busyPollFlag ?? (typeof fromConfigPoll === 'number' ? fromConfigPoll : busyPollUsDefault);
 
   if (values['daemon']) {
     const args = process.argv.slice(2).filter((a) => a !== '--daemon');

@@ -2,6 +2,7 @@
 // global) and how their values are read. The drbdsetup-backed part is generated
 // (drbd-options.generated.ts); what drbdadm alone knows is written here.
 import { isIPv4, isIPv6 } from 'node:net';
+import { busyPollUsDefault } from '../util/busy-poll.js';
 import { generatedOptions } from './drbd-options.generated.js';
 import { ConfigError, type SourcePos } from './errors.js';
 
@@ -153,7 +154,7 @@ const handwritten: readonly Omit<OptionSpec, 'implemented'>[] = [
     type: 'numeric',
     min: 0,
     max: 10000,
-    default: '200',
+    default: String(busyPollUsDefault),
     unitPrefix: '1',
     unit: 'microseconds',
     versions: ['tandem'],

@@ -10,7 +10,7 @@ import { Resource, StateChangeError } from '../device/resource.js';
 import { refusals } from '../device/state.js';
 import type { VolumeOpener } from '../device/volume.js';
 import { nowaitUnavailable } from '../storage/nowait.js';
-import { BusyPoll } from '../util/busy-poll.js';
+import { BusyPoll, busyPollUsDefault } from '../util/busy-poll.js';
 import type { Logger } from '../util/log.js';
 import type { ControlRequest } from './control-protocol.js';
 import { ControlFailure, ControlServer } from './control-server.js';
@@ -30,9 +30,6 @@ export interface DaemonOptions {
   /** The busy-poll limit in microseconds (src/util/busy-poll.ts); 0 off, default busyPollUsDefault. */
   readonly busyPollUs?: number;
 }
-
-/** `global { busy-poll }` when unset: long enough for the next hop of a request at queue depth 1. */
-export const busyPollUsDefault = 200;
 
 export class Daemon {
   private readonly options: DaemonOptions;

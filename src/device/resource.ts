@@ -631,6 +631,7 @@ export class Resource {
         const n = v.cfg.number;
         const k = this.kernelDevices.get(n);
         const c = rep?.counters(n);
+        const meta = v.meta?.metaWrites();
         const sync = rep?.syncProgress(n);
         const verify = rep?.verifyResult(n);
         return {
@@ -665,8 +666,8 @@ export class Resource {
             unacked: c?.unacked ?? 0,
             appPending: v.appInFlight(),
             epochs: c?.epochs ?? 0,
-            alWrites: v.meta?.metaWrites().activityLog ?? 0,
-            bitmapWrites: v.meta?.metaWrites().bitmapPages ?? 0,
+            alWrites: meta?.activityLog ?? 0,
+            bitmapWrites: meta?.bitmapPages ?? 0,
           },
         };
       }),

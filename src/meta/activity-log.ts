@@ -74,28 +74,21 @@ export class ActivityLog {
 
   /** Declares writes to `extents` (distinct; at most alUpdatesPerTransaction new ones). */
   begin(extents: readonly number[]): AlBegin {
-    // Runs for every write: no allocation unless an extent is new.
-    for (let i = 1; i < extents.length; i++) {
-      for (let j = 0; j < i; j++) assert.notEqual(extents[i], extents[j], 'extents must be distinct');
+    // Runs for every write: nothing is allocated unless an extent is new.
+    let added: number[] | undefined;
+    for (let i = 0; i < extents.length; i++) {
+      const e = extents[i]!;
+      for (let j = 0; j < i; j++) assert.notEqual(e, extents[j], 'extents must be distinct');
+      if (this.lru.has(e)) continue;
+      if (added === undefined) added = [e];
+      else added.push(e);
     }
-    let allActive = true;
-    for (const e of extents) {
-      if (!this.lru.has(e)) {
-        allActive = false;
-        break;
-      }
-    }
-    if (allActive && (this.pending === undefined || !extents.some((e) => this.pending!.added.has(e)))) {
-      this.acquire(extents);
-      return { kind: 'active' };
-    }
-    const added = extents.filter((e) => !this.lru.has(e));
-    assert.ok(added.length <= alUpdatesPerTransaction, 'too many new extents for one transaction');
+    if (added) assert.ok(added.length <= alUpdatesPerTransaction, 'too many new extents for one transaction');
     if (this.pending) {
       const pending = this.pending.added;
-      if (added.length > 0 || extents.some((e) => pending.has(e))) return { kind: 'wait' };
+      if (added !== undefined || extents.some((e) => pending.has(e))) return { kind: 'wait' };
     }
-    if (added.length === 0) {
+    if (added === undefined) {
       this.acquire(extents);
       return { kind: 'active' };
     }

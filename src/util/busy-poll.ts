@@ -10,6 +10,9 @@
 // when events are further apart than the limit (polling would only burn the CPU), and
 // is 0 on a quiet node: an idle tandemd does not poll at all.
 
+/** The limit when `global { busy-poll }` is unset: long enough for the next hop of a request at queue depth 1. */
+export const busyPollUsDefault = 200;
+
 /** The window policy alone, with no clock or scheduling: pure, for tests. */
 export class PollWindow {
   /** The current window, in microseconds (0: do not poll). */

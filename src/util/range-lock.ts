@@ -43,10 +43,8 @@ export class RangeLock {
       release: () => {
         if (released) return;
         released = true;
-        // Usually among the oldest: operations mostly finish in the order they began.
-        const i = this.held.indexOf(entry);
-        if (i === 0) this.held.shift();
-        else this.held.splice(i, 1);
+        // Found near the front: operations mostly finish in the order they began.
+        this.held.splice(this.held.indexOf(entry), 1);
         release();
       },
     };
