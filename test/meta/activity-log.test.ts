@@ -304,3 +304,11 @@ test('AL reset empties the set and replay stops at it', () => {
   const resumed = new ActivityLog(7, metaId, replay.lastSeq);
   assert.equal(expectTransaction(resumed.begin([9])).seq, 4);
 });
+
+test('begin refuses extents named twice and changes nothing', () => {
+  const log = new ActivityLog(7, 1n, 0);
+  assert.equal(log.begin([2]).kind, 'transaction');
+  assert.throws(() => log.begin([2, 5, 2]), /extents must be distinct/);
+  assert.deepEqual(log.active(), [2]);
+  assert.equal(log.refs(2), 1);
+});
