@@ -122,6 +122,9 @@ export function volumeMeta(store: MetaStore, disk: OpenedDisk): VolumeMeta {
     beginWrite(offset, length) {
       return store.tryAlBegin(extentsOf(offset, length));
     },
+    beginWriteActive(offset, length) {
+      return store.alBeginActive(extentsOf(offset, length));
+    },
     endWrite(offset, length) {
       for (const e of extentsOf(offset, length)) store.alComplete(e);
     },

@@ -41,6 +41,12 @@ export interface VolumeMeta {
    * Returns undefined when it already does (the common case: no await on the hot path).
    */
   beginWrite(offset: number, length: number): Promise<void> | undefined;
+  /**
+   * beginWrite when the activity log covers the range already: true; false, with
+   * nothing changed, when a transaction or a wait would be needed. Throws when the
+   * metadata has failed.
+   */
+  beginWriteActive(offset: number, length: number): boolean;
   endWrite(offset: number, length: number): void;
   markOutOfSync(offset: number, length: number): void;
   /** Everything out of sync, crash-safely (a crash half-way redoes it on open). */

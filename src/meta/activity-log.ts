@@ -113,6 +113,22 @@ export class ActivityLog {
     return { kind: 'transaction', write };
   }
 
+  /**
+   * begin() where it needs neither a transaction nor a wait: takes `extents` (distinct)
+   * and returns true when every one is active and none is in the transaction being
+   * written; otherwise changes nothing and returns false.
+   */
+  beginActive(extents: readonly number[]): boolean {
+    const pending = this.pending?.added;
+    for (let i = 0; i < extents.length; i++) {
+      const e = extents[i]!;
+      for (let j = 0; j < i; j++) assert.notEqual(e, extents[j], 'extents must be distinct');
+      if (!this.lru.has(e) || pending?.has(e)) return false;
+    }
+    this.acquire(extents);
+    return true;
+  }
+
   /** One write in `extent` finished. */
   complete(extent: number): void {
     const s = this.lru.get(extent);

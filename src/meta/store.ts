@@ -242,6 +242,12 @@ export class MetaStore {
     return this.alBegin(extents);
   }
 
+  /** alBegin when the extents are already active: true, or false having changed nothing. Throws when the store has failed. */
+  alBeginActive(extents: readonly number[]): boolean {
+    this.check();
+    return this.al.beginActive(extents);
+  }
+
   /** A write in `extent` finished (after alBegin). */
   alComplete(extent: number): void {
     this.al.complete(extent);

@@ -17,6 +17,12 @@ export interface NbdExport {
    * copy to use it later.
    */
   write(buf: Buffer, offset: number, fua: boolean): Promise<void>;
+  /**
+   * write(), done at once where it can be: undefined when the write is complete
+   * (`buf` is the caller's again), else the promise write() would give. A failure
+   * of a write done at once is a rejected promise, as from write().
+   */
+  writeFast?(buf: Buffer, offset: number, fua: boolean): Promise<void> | undefined;
   flush(): Promise<void>;
   trim(offset: number, length: number, fua: boolean): Promise<void>;
   writeZeroes(offset: number, length: number, fua: boolean): Promise<void>;

@@ -467,9 +467,24 @@ export class NbdSession {
         readBuf = ioBuffers.acquire(req.length);
         done = e.read(readBuf, req.offset);
         break;
-      case Cmd.WRITE:
-        done = e.write(payload as Buffer, req.offset, fua);
-        break;
+      case Cmd.WRITE: {
+        if (e.writeFast === undefined) {
+          done = e.write(payload as Buffer, req.offset, fua);
+          break;
+        }
+        const rest = e.writeFast(payload as Buffer, req.offset, fua);
+        if (rest !== undefined) {
+          done = rest;
+          break;
+        }
+        // Written already: answered now (the reply leaves with this turn's others). Not
+        // through complete(): it would pump again, and pump() is what called us.
+        ioBuffers.release(payload as Buffer);
+        this.heldBytes -= held;
+        this.inFlight--;
+        this.reply(req, 0);
+        return;
+      }
       case Cmd.FLUSH:
         done = e.flush();
         break;

@@ -226,6 +226,35 @@ export class FaultyStorage implements BlockStorage {
     await this.base.write(buf, offset);
   }
 
+  /** As the base storage does, unless writes are delayed (a delay needs the event loop). */
+  writesSync(length: number): boolean {
+    return this.delays.write === undefined && (this.base.writesSync?.(length) ?? false);
+  }
+
+  /** write() without its (absent) delay: the same faults, decided the same way. */
+  writeSync(buf: Uint8Array, offset: number): void {
+    const base = this.base;
+    if (base.writeSync === undefined) throw new TypeError(`${this.name}: no synchronous writes`);
+    this.check(offset, buf.length);
+    this.ops.writes++;
+    const fault = this.decide('write', offset, buf.length);
+    // The delay's draw, which write() makes for every operation: the same seed gives the
+    // same faults whichever way a write comes.
+    this.prng.float();
+    if (fault.kind === 'torn') {
+      this.injected.tornWrites++;
+      if (fault.storedBytes > 0) base.writeSync(buf.subarray(0, fault.storedBytes), offset);
+      throw this.fail(
+        'write',
+        { kind: 'error', code: 'EIO', why: `torn after ${fault.storedBytes} bytes` },
+        offset,
+        buf.length,
+      );
+    }
+    if (fault.kind === 'error') throw this.fail('write', fault, offset, buf.length);
+    base.writeSync(buf, offset);
+  }
+
   async flush(): Promise<void> {
     this.check(0, 0);
     this.ops.flushes++;

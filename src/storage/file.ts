@@ -3,7 +3,7 @@
 // event loop (preadv2 RWF_NOWAIT, src/storage/nowait.ts), the rest on libuv's
 // thread pool; small buffered writes with writeSync (see syncWriteBytesMax).
 import { execFileSync } from 'node:child_process';
-import { read as fsRead, write as fsWrite, writeSync } from 'node:fs';
+import { read as fsRead, write as fsWrite, writeSync as fsWriteSync } from 'node:fs';
 import { constants, type FileHandle, open } from 'node:fs/promises';
 import { constants as os } from 'node:os';
 import { EAGAIN, type NowaitIo, nowaitIo } from './nowait.js';
@@ -195,17 +195,27 @@ export class FileStorage implements BlockStorage {
     }
   }
 
-  async write(buf: Uint8Array, offset: number): Promise<void> {
+  writesSync(length: number): boolean {
+    return this.syncWrites && length <= syncWriteBytesMax;
+  }
+
+  writeSync(buf: Uint8Array, offset: number): void {
     this.check(offset, buf.length);
     let done = 0;
-    if (this.syncWrites && buf.length <= syncWriteBytesMax) {
-      try {
-        while (done < buf.length) done += writeSync(this.fh.fd, buf, done, buf.length - done, offset + done);
-      } catch (e) {
-        throw this.failed('write', e, offset + done, offset, buf.length);
-      }
+    try {
+      while (done < buf.length) done += fsWriteSync(this.fh.fd, buf, done, buf.length - done, offset + done);
+    } catch (e) {
+      throw this.failed('write', e, offset + done, offset, buf.length);
+    }
+  }
+
+  async write(buf: Uint8Array, offset: number): Promise<void> {
+    if (this.writesSync(buf.length)) {
+      this.writeSync(buf, offset);
       return;
     }
+    this.check(offset, buf.length);
+    let done = 0;
     while (done < buf.length) {
       try {
         done += await writeAt(this.fh.fd, buf, done, buf.length - done, offset + done);

@@ -28,6 +28,14 @@ export class MemoryStorage implements BlockStorage {
   }
 
   async write(buf: Uint8Array, offset: number): Promise<void> {
+    this.writeSync(buf, offset);
+  }
+
+  writesSync(): boolean {
+    return true;
+  }
+
+  writeSync(buf: Uint8Array, offset: number): void {
     this.check(offset, buf.length);
     this.copy(buf, offset, true);
   }

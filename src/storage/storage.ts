@@ -34,6 +34,14 @@ export interface BlockStorage {
   read(buf: Uint8Array, offset: number): Promise<void>;
   /** Writes all of `buf` at `offset`; rejects with StorageError. */
   write(buf: Uint8Array, offset: number): Promise<void>;
+  /**
+   * Whether writeSync takes a write of `length` bytes: a storage whose small writes
+   * cost no more than a copy (the page cache, memory) does them on the caller's
+   * thread. Absent or false: use write().
+   */
+  writesSync?(length: number): boolean;
+  /** Writes all of `buf` at `offset` before it returns (only where writesSync said so); throws StorageError. */
+  writeSync?(buf: Uint8Array, offset: number): void;
   /** Makes every completed write durable (fdatasync). */
   flush(): Promise<void>;
   /** Deallocates a range; reads of it return zeroes afterwards. */

@@ -29,6 +29,16 @@ export class StorageView implements BlockStorage {
     return this.base.write(buf, this.offset + offset);
   }
 
+  writesSync(length: number): boolean {
+    return this.base.writesSync?.(length) ?? false;
+  }
+
+  writeSync(buf: Uint8Array, offset: number): void {
+    checkRange(this, offset, buf.length);
+    if (this.base.writeSync === undefined) throw new TypeError(`${this.name}: no synchronous writes`);
+    this.base.writeSync(buf, this.offset + offset);
+  }
+
   flush(): Promise<void> {
     return this.base.flush();
   }

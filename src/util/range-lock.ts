@@ -20,6 +20,13 @@ export class RangeLock {
     return this.held.length;
   }
 
+  /** Whether an operation on [offset, offset+length) registered now would have to wait. */
+  overlaps(offset: number, length: number): boolean {
+    const end = offset + Math.max(length, 1);
+    for (const h of this.held) if (h.start < end && offset < h.end) return true;
+    return false;
+  }
+
   /**
    * Registers [offset, offset+length) now; `ready` settles when every earlier
    * overlapping operation has released. Call `release` exactly once, also on failure.

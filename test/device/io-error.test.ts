@@ -124,43 +124,52 @@ function trackUnhandled(): { errors: unknown[]; stop(): void } {
   return { errors, stop: () => process.off('unhandledRejection', on) };
 }
 
-test('detach: a data write error fails that request with EIO, the disk goes Diskless, the node keeps running', async () => {
-  const t = await setup('disk { on-io-error detach; }');
-  const unhandled = trackUnhandled();
-  try {
-    const c = await t.connect();
-    await c.go('r0');
-    assert.equal(await writeBlock(c, 0, 0x11), 0);
-    assert.equal(t.disk(), 'UpToDate');
+// Both ways a write takes (src/device/volume.ts writeFast): at once on the event loop,
+// and through the promise path (a delayed disk is never written at once).
+for (const way of ['at once', 'through the promise path'] as const) {
+  test(`detach: a data write error (${way}) fails that request with EIO, the disk goes Diskless, the node keeps running`, async () => {
+    const t = await setup('disk { on-io-error detach; }');
+    if (way !== 'at once') t.faults.data?.setDelay('write', 0);
+    const unhandled = trackUnhandled();
+    try {
+      const c = await t.connect();
+      await c.go('r0');
+      assert.equal(await writeBlock(c, 0, 0x11), 0);
+      assert.equal(t.disk(), 'UpToDate');
 
-    t.faults.data?.failNthWrite(1);
-    assert.equal(await writeBlock(c, block, 0x22), NbdErrno.EIO, 'the failed write is EIO at the NBD level');
-    assert.ok(await waitFor(() => t.disk() === 'Diskless'), `disk ${t.disk()}`);
-    const st = t.res.status();
-    assert.match(st.volumes[0]?.diskReason ?? '', /I\/O error/);
-    assert.equal(st.role, 'Primary', 'still Primary: DRBD keeps the role, diskless');
-    assert.ok(
-      t.log.lines.some((l) =>
-        /^error .*I\/O error on \/dev\/fake: .*injected EIO.*on-io-error detach/.test(l),
-      ),
-      t.log.lines.join('\n'),
-    );
+      t.faults.data?.failNthWrite(1);
+      assert.equal(
+        await writeBlock(c, block, 0x22),
+        NbdErrno.EIO,
+        'the failed write is EIO at the NBD level',
+      );
+      assert.ok(await waitFor(() => t.disk() === 'Diskless'), `disk ${t.disk()}`);
+      const st = t.res.status();
+      assert.match(st.volumes[0]?.diskReason ?? '', /I\/O error/);
+      assert.equal(st.role, 'Primary', 'still Primary: DRBD keeps the role, diskless');
+      assert.ok(
+        t.log.lines.some((l) =>
+          /^error .*I\/O error on \/dev\/fake: .*injected EIO.*on-io-error detach/.test(l),
+        ),
+        t.log.lines.join('\n'),
+      );
 
-    // The open connection is still framed, but gets no more I/O done.
-    // (Which errno: see the todo test below.)
-    assert.notEqual((await readBlock(c, 0)).error, 0, 'no I/O on a diskless volume without a peer');
-    assert.notEqual(await writeBlock(c, 0, 0x33), 0);
-    assert.equal(c.closed, false);
+      // The open connection is still framed, but gets no more I/O done.
+      // (Which errno: see the todo test below.)
+      assert.notEqual((await readBlock(c, 0)).error, 0, 'no I/O on a diskless volume without a peer');
+      assert.notEqual(await writeBlock(c, 0, 0x33), 0);
+      assert.equal(c.closed, false);
 
-    // New connections are refused, with the reason.
-    const c2 = await t.connect();
-    await assert.rejects(c2.go('r0'), /volume 0 has no disk \(Diskless\)/);
-    assert.deepEqual(unhandled.errors, []);
-  } finally {
-    unhandled.stop();
-    await t.cleanup();
-  }
-});
+      // New connections are refused, with the reason.
+      const c2 = await t.connect();
+      await assert.rejects(c2.go('r0'), /volume 0 has no disk \(Diskless\)/);
+      assert.deepEqual(unhandled.errors, []);
+    } finally {
+      unhandled.stop();
+      await t.cleanup();
+    }
+  });
+}
 
 test('detach: later I/O on a connection opened before fails with EIO (DRBD on-no-data-accessible io-error)', async () => {
   const t = await setup('disk { on-io-error detach; }');

@@ -131,10 +131,20 @@ test('AL: a new extent needs a transaction, one at a time, then is active', () =
   // Until the block is durable neither a new extent nor extent 3 may go ahead.
   assert.equal(al.begin([3]).kind, 'wait');
   assert.equal(al.begin([4]).kind, 'wait');
+  // beginActive takes only what is active and not being written, and otherwise changes nothing.
+  assert.equal(al.beginActive([3]), false, 'extent 3 is in the transaction still being written');
+  assert.equal(al.refs(3), 1);
   ring.write(w);
   al.committed(w.seq);
   assert.equal(al.begin([3]).kind, 'active');
   assert.equal(al.refs(3), 2);
+  assert.equal(al.beginActive([3, 4]), false, 'extent 4 is not active');
+  assert.equal(al.refs(3), 2);
+  assert.equal(al.has(4), false);
+  assert.equal(al.beginActive([3]), true);
+  assert.equal(al.refs(3), 3);
+  assert.throws(() => al.beginActive([3, 3]), /distinct/);
+  al.complete(3);
   al.complete(3);
   al.complete(3);
   assert.equal(al.refs(3), 0);

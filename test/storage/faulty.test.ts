@@ -101,6 +101,27 @@ test('the same seed and calls give the same faults and the same disk image; anot
   assert.equal(x.f.faultCount, failed);
 });
 
+test('writeSync injects the same faults as write for the same seed, and leaves the same disk image', async () => {
+  const x = faulty({ seed: 5, ...rates });
+  const y = faulty({ seed: 5, ...rates });
+  const rx = await runWorkload(x.f, x.base);
+  // The same workload with every write taken at once.
+  const sync = Object.assign(Object.create(y.f) as FaultyStorage, {
+    write: async (buf: Uint8Array, offset: number) => {
+      assert.ok(y.f.writesSync(buf.length));
+      y.f.writeSync(buf, offset);
+    },
+  });
+  const ry = await runWorkload(sync, y.base);
+  assert.deepEqual(rx.outcomes, ry.outcomes);
+  assert.ok(rx.image.equals(ry.image), 'identical disk images');
+  assert.deepEqual(x.f.injected, y.f.injected);
+  assert.ok(x.f.injected.tornWrites > 0 && x.f.injected.writeErrors > 0);
+  // A delayed disk needs the event loop: it takes no writes at once.
+  y.f.setDelay('write', 0);
+  assert.equal(y.f.writesSync(4096), false);
+});
+
 test('faults are decided when an operation is called, not when it completes; delays do not move them', async () => {
   // Same seed, one with random delays that complete out of order: the same operations fail.
   const pending: (() => void)[] = [];

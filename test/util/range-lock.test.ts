@@ -74,7 +74,13 @@ test('any acquires and any release order: each goes only after its earlier overl
       fc.func(fc.integer()),
       async (ops, pick) => {
         const l = new RangeLock();
-        const locks = ops.map((o) => l.acquire(o.offset, o.length));
+        // overlaps() says beforehand whether an acquire would have to wait.
+        const locks = ops.map((o) => {
+          const wouldWait = l.overlaps(o.offset, o.length);
+          const lock = l.acquire(o.offset, o.length);
+          assert.equal(wouldWait, lock.ready !== undefined);
+          return lock;
+        });
         const released = new Set<number>();
         const overlaps = (i: number, j: number): boolean => {
           const [a, b] = [ops[i]!, ops[j]!];
