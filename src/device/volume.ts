@@ -239,6 +239,24 @@ export class Volume implements NbdExport {
     });
   }
 
+  /**
+   * writeLocal without FUA, done before it returns where the disk takes the write at
+   * once (see writeFast): true. False, with nothing done, where it does not. Throws
+   * what writeLocal would reject with.
+   */
+  writeLocalAtOnce(buf: Uint8Array, offset: number): boolean {
+    const d = this.data;
+    if (d?.writeSync === undefined || d.writesSync?.(buf.length) !== true) return false;
+    this.localDisk();
+    try {
+      d.writeSync(buf, offset);
+      this.localCounters.diskWrittenBytes += buf.length;
+    } catch (e) {
+      this.ioFailed(e);
+    }
+    return true;
+  }
+
   flushLocal(): Promise<void> {
     return this.tracked(async () => {
       try {

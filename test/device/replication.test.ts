@@ -583,22 +583,30 @@ test('a Secondary that detaches and attaches again under a live connection gets 
   }
 });
 
-test("a write the Secondary's disk fails: the Primary's write completes, the block is out of sync, the Secondary detaches", async () => {
-  const p = await syncedPair('C');
-  try {
-    p.b.data.failWrites = true;
-    await volumeOf(p.a).write(Buffer.alloc(4096, 21), 10 * 1024 * 1024, false);
-    assert.equal(vol(p.a).outOfSyncBytes, 4096, 'the NegAck marked the block on the Primary');
-    await waitFor(
-      'the peer reports its disk gone',
-      () => vol(p.a).peerDisk === 'Diskless' || vol(p.a).peerDisk === 'Failed',
-    );
-    // Later writes are not sent to a peer without a disk: out of sync, completed locally.
-    await volumeOf(p.a).write(Buffer.alloc(4096, 22), 11 * 1024 * 1024, false);
-    assert.equal(vol(p.a).outOfSyncBytes, 8192);
-    assert.equal(p.a.res.role(), 'Primary');
-  } finally {
-    p.b.data.failWrites = false;
-    await p.cleanup();
-  }
-});
+// Both ways the Secondary writes (at once on its event loop, or through the promise path).
+for (const atOnce of [true, false]) {
+  test(`a write the Secondary's disk fails (${atOnce ? 'at once' : 'promise path'}): the Primary's write completes, the block is out of sync, the Secondary detaches`, async () => {
+    const p = await syncedPair('C');
+    try {
+      p.b.data.atOnce = atOnce;
+      p.b.data.failWrites = true;
+      await volumeOf(p.a).write(Buffer.alloc(4096, 21), 10 * 1024 * 1024, false);
+      assert.equal(vol(p.a).outOfSyncBytes, 4096, 'the NegAck marked the block on the Primary');
+      assert.ok(
+        p.b.log.lines.some((l) => /^error .*peer write at 10485760\+4096: .*injected write error/.test(l)),
+        p.b.log.lines.join('\n'),
+      );
+      await waitFor(
+        'the peer reports its disk gone',
+        () => vol(p.a).peerDisk === 'Diskless' || vol(p.a).peerDisk === 'Failed',
+      );
+      // Later writes are not sent to a peer without a disk: out of sync, completed locally.
+      await volumeOf(p.a).write(Buffer.alloc(4096, 22), 11 * 1024 * 1024, false);
+      assert.equal(vol(p.a).outOfSyncBytes, 8192);
+      assert.equal(p.a.res.role(), 'Primary');
+    } finally {
+      p.b.data.failWrites = false;
+      await p.cleanup();
+    }
+  });
+}

@@ -56,6 +56,17 @@ export class GatedStorage implements BlockStorage {
     this.writes++;
     return this.inner.write(buf, offset);
   }
+  /** Small writes may be taken at once, on the event loop, when not held; false: always through write(). */
+  atOnce = true;
+  writesSync(length: number): boolean {
+    return this.atOnce && this.gate === undefined && (this.inner.writesSync?.(length) ?? false);
+  }
+  writeSync(buf: Uint8Array, offset: number): void {
+    if (this.failWrites)
+      throw new StorageError('EIO', `${this.name}: injected write error at ${offset}`, offset, buf.length);
+    this.writes++;
+    (this.inner.writeSync as (b: Uint8Array, o: number) => void).call(this.inner, buf, offset);
+  }
   /** Holds only flushes (a disk whose cache flush hangs), until release(). */
   holdFlushes(): void {
     this.flushGate ??= new Promise((r) => {
