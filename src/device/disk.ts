@@ -179,11 +179,10 @@ export async function openVolume(
 ): Promise<{ data: BlockStorage; meta: VolumeMeta }> {
   const disk = await openDisk(v);
   try {
-    const store = await MetaStore.open(
-      disk.metaDevice,
-      disk.layout,
-      alSlots === undefined ? {} : { alSlots },
-    );
+    const store = await MetaStore.open(disk.metaDevice, disk.layout, {
+      ...(alSlots === undefined ? {} : { alSlots }),
+      flushData: () => disk.data.flush(),
+    });
     return { data: disk.data, meta: volumeMeta(store, disk) };
   } catch (e) {
     await disk.close();

@@ -34,6 +34,13 @@ export interface MetaStoreOptions {
   readonly nodeId?: number;
   /** Random bytes for the metadata id and UUIDs; crypto.randomBytes unless a test injects its own. */
   readonly random?: (bytes: number) => Buffer;
+  /**
+   * Makes the completed writes of the data device durable (fdatasync). The store calls
+   * it before an activity-log transaction that evicts extents: a crash may lose data
+   * still in the page cache, and once the log forgets an extent nothing would resync
+   * it (DRBD writes its log transactions with REQ_PREFLUSH for the same reason).
+   */
+  readonly flushData?: () => Promise<void>;
 }
 
 export function checkAlSlots(alSlots: number): void {

@@ -59,6 +59,7 @@ export class MetaStore {
   /** After a failed metadata write nothing more is written: the caller must detach. */
   private failed: Error | undefined;
   private closed = false;
+  private readonly flushData: (() => Promise<void>) | undefined;
 
   private constructor(
     device: MetaDevice,
@@ -67,7 +68,9 @@ export class MetaStore {
     bitmap: Bitmap,
     al: ActivityLog,
     recovery: Recovery,
+    flushData: (() => Promise<void>) | undefined,
   ) {
+    this.flushData = flushData;
     this.device = device;
     this.layout = layout;
     this.sb = sb;
@@ -113,7 +116,7 @@ export class MetaStore {
       fullSyncRedone: fullSync,
     };
     const al = new ActivityLog(alSlots, snap.superblock.metaId, snap.al.lastSeq);
-    const store = new MetaStore(device, layout, snap.superblock, bitmap, al, recovery);
+    const store = new MetaStore(device, layout, snap.superblock, bitmap, al, recovery, options.flushData);
     // The bits must be durable before the log that justified them is emptied.
     await store.flushBitmap();
     await store.writeAl(al.reset());
@@ -278,9 +281,14 @@ export class MetaStore {
 
   private async writeAl(w: AlWrite): Promise<void> {
     const done = (async () => {
-      // DRBD writes the bitmap of an extent before the log forgets it: otherwise a
-      // crash would lose the only record of blocks the peer may not have.
-      if (w.evicted.length > 0) await this.flushBitmap();
+      // Before the log forgets an extent: its data must be on stable storage (a crash
+      // would otherwise lose writes there that the peer has, and nothing would resync
+      // them), and, as DRBD does, its bitmap written (the only record left of blocks the
+      // peer may not have).
+      if (w.evicted.length > 0) {
+        if (this.flushData) await this.guard(this.flushData);
+        await this.flushBitmap();
+      }
       await this.guard(async () => {
         await this.device.write(w.block, this.layout.alOffsetBytes + w.ringIndex * alTransactionBytes);
         await this.device.flush();

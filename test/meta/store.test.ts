@@ -193,6 +193,48 @@ test('eviction writes the bitmap before the log forgets the extent', async () =>
   await store.close();
 });
 
+test('eviction makes the data durable before the log forgets the extent; adding one needs no data flush', async () => {
+  const storage = new CrashingStorage(await created());
+  const events: string[] = [];
+  const store = await MetaStore.open(storage, layout, {
+    alSlots: 7,
+    flushData: async () => {
+      events.push(`data flush after ${storage.writes.length} metadata writes`);
+    },
+  });
+  for (let e = 0; e < 7; e++) {
+    await store.alBegin([e]);
+    store.alComplete(e);
+  }
+  events.length = 0;
+  storage.writes.length = 0;
+  await store.alBegin([6]); // active: no transaction at all
+  store.alComplete(6);
+  assert.deepEqual(events, []);
+  await store.alBegin([8]); // evicts extent 0
+  store.alComplete(8);
+  assert.deepEqual(events, ['data flush after 0 metadata writes'], 'before the log block is written');
+  assert.ok(storage.writes.length >= 1);
+  await store.close();
+});
+
+test('a failing data flush fails the evicting transaction, and the store with it', async () => {
+  let fail = false;
+  const store = await MetaStore.open(await created(), layout, {
+    alSlots: 7,
+    flushData: async () => {
+      if (fail) throw new Error('injected: fdatasync failed');
+    },
+  });
+  for (let e = 0; e < 7; e++) {
+    await store.alBegin([e]);
+    store.alComplete(e);
+  }
+  fail = true;
+  await assert.rejects(store.alBegin([8]), /injected: fdatasync failed/);
+  assert.throws(() => store.tryAlBegin([1]), /injected: fdatasync failed/);
+});
+
 test('a full log waits for a write to complete', async () => {
   const store = await MetaStore.open(await created(), layout, { alSlots: 7 });
   for (let e = 0; e < 7; e++) await store.alBegin([e]);
