@@ -184,6 +184,8 @@ export class Replicator {
   // Primary side.
   private seq = 0;
   private epoch = 1;
+  /** Receiver: the sequence number of the last Data frame on this connection. */
+  private lastDataSeq = 0;
   private epochWrites = 0;
   private closeEpoch = false;
   private barrierAcked = 0;
@@ -349,6 +351,7 @@ export class Replicator {
     // seq and epoch keep rising across connections: an ack for a write of an earlier
     // connection (still finishing on the peer's disk) can never match a new write.
     this.connection++;
+    this.lastDataSeq = 0;
     this.epochWrites = 0;
     this.closeEpoch = false;
     this.barrierAcked = this.epoch - 1;
@@ -1490,6 +1493,17 @@ export class Replicator {
     const d = frame.body;
     const connection = this.connection;
     if (!this.inRange(p, d)) return;
+    // The peer numbers its writes in the order it sent them, and overlapping writes must
+    // reach our disk in that order: a frame out of order (a broken peer, or something
+    // between us that reorders bytes) ends the connection rather than letting an older
+    // write land over a newer one unnoticed. The peer then resyncs what we did not confirm.
+    if (d.seq <= this.lastDataSeq) {
+      this.protocolError(
+        `Data frame ${d.seq} after ${this.lastDataSeq}: the peer's writes came out of order`,
+      );
+      return;
+    }
+    this.lastDataSeq = d.seq;
     p.counters.receivedBytes += d.length;
     if ((d.flags & dataFlagBits.ackReceived) !== 0) this.queueAck('received', d.seq);
     // Completed-before-submitted: wait for every earlier-received write of a lower epoch.

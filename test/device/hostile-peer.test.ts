@@ -25,7 +25,7 @@ import { waitFor } from '../helpers/resource-pair.js';
 
 const backingBytes = 16 * 1024 * 1024;
 
-async function victim() {
+async function victim(role: 'Primary' | 'Secondary' = 'Primary') {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-hostile-'));
   const [pa, pb] = [await freePort(), await freePort()];
   const cfg = resolveConfig(
@@ -50,7 +50,7 @@ async function victim() {
   const log = memoryLogger();
   const res = new Resource(cfg, localHost(cfg, 'a'), { runDir: dir, log, opener, kernelDevices: false });
   await res.bringUp();
-  await res.primary(true);
+  if (role === 'Primary') await res.primary(true);
   const states: LinkState[] = [];
   const evil = new PeerLink({
     resource: 'r0',
@@ -158,6 +158,42 @@ test('a hostile peer: each nonsense frame ends its connection, the resource keep
       v.log.lines.some((l) => /protocol-error|peer:/.test(l)),
       'the drops are logged',
     );
+  } finally {
+    await v.cleanup();
+  }
+});
+
+test('Data frames out of order end the connection: an older write never lands over a newer one', async () => {
+  const v = await victim('Secondary');
+  try {
+    await waitFor('connected', () => v.evil.state === 'Connected');
+    const data = (seq: number, fill: number): Frame => ({
+      kind: 'Data',
+      volume: 0,
+      body: { seq, epoch: 1, offset: 8192, length: 4096, flags: 0, payload: Buffer.alloc(4096, fill) },
+    });
+    const drops = v.states.length;
+    assert.ok(v.evil.send(data(7, 0x77)));
+    assert.ok(v.evil.send(data(6, 0x66)), 'an older write, sent after');
+    await waitFor('drop', () => v.states.slice(drops).some((s) => s !== 'Connected'), 5000);
+    const block = Buffer.alloc(4096);
+    await v.disk.read(block, 8192);
+    assert.ok(block.equals(Buffer.alloc(4096, 0x77)), 'the newer write stays');
+    assert.ok(
+      v.log.lines.some((l) => /Data frame 6 after 7: the peer's writes came out of order/.test(l)),
+      v.log.lines.join('\n'),
+    );
+    // A new connection starts counting again (a restarted peer numbers from 1).
+    await waitFor('connected again', () => v.evil.state === 'Connected', 10_000);
+    const again = v.states.length;
+    assert.ok(v.evil.send(data(1, 0x11)));
+    for (let i = 0; i < 200; i++) {
+      await v.disk.read(block, 8192);
+      if (block.equals(Buffer.alloc(4096, 0x11))) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(block.equals(Buffer.alloc(4096, 0x11)), 'written after the reconnect');
+    assert.ok(!v.states.slice(again).some((s) => s !== 'Connected'), 'no drop');
   } finally {
     await v.cleanup();
   }

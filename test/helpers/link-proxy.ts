@@ -19,8 +19,22 @@ export class LinkProxy {
   private readonly queued: Record<Direction, { pair: Pair; chunk: Buffer }[]> = { forward: [], backward: [] };
   private silent = false;
   private delayMs = 0;
-  /** When the last delayed chunk of each direction goes out: later chunks never overtake it. */
-  private readonly lastDue: Record<Direction, number> = { forward: 0, backward: 0 };
+  /**
+   * Delayed chunks of each direction, in arrival order, each with the time it is due.
+   * One timer per direction sends them from the front: a chunk never overtakes an
+   * earlier one, whatever the delay was when each came. (A timer per chunk did: two
+   * timers due at the same millisecond may fire in either order, and a lowered delay
+   * gave a later chunk an earlier timer. Whole frames then arrived out of order, and
+   * a chaos run saw the older of two writes to a block win on the Secondary.)
+   */
+  private readonly delayed: Record<Direction, { pair: Pair; chunk: Buffer; due: number }[]> = {
+    forward: [],
+    backward: [],
+  };
+  private readonly delayTimer: Record<Direction, NodeJS.Timeout | undefined> = {
+    forward: undefined,
+    backward: undefined,
+  };
   /** Bytes forwarded in each direction. */
   readonly bytes: Record<Direction, number> = { forward: 0, backward: 0 };
 
@@ -62,19 +76,35 @@ export class LinkProxy {
       this.queued[dir].push({ pair, chunk });
       return;
     }
-    const out = dir === 'forward' ? pair.upstream : pair.client;
-    const now = Date.now();
-    const due = Math.max(now + this.delayMs, this.lastDue[dir]);
-    if (due > now) {
-      this.lastDue[dir] = due;
-      setTimeout(() => {
-        this.bytes[dir] += chunk.length;
-        if (!out.destroyed) out.write(chunk);
-      }, due - now);
+    const queue = this.delayed[dir];
+    if (this.delayMs === 0 && queue.length === 0) {
+      this.forward(pair, dir, chunk);
       return;
     }
+    const last = queue[queue.length - 1];
+    queue.push({ pair, chunk, due: Math.max(Date.now() + this.delayMs, last?.due ?? 0) });
+    this.pumpDelayed(dir);
+  }
+
+  private forward(pair: Pair, dir: Direction, chunk: Buffer): void {
+    const out = dir === 'forward' ? pair.upstream : pair.client;
     this.bytes[dir] += chunk.length;
-    out.write(chunk);
+    if (!out.destroyed) out.write(chunk);
+  }
+
+  /** Sends the delayed chunks that are due, in order, and waits for the next one. */
+  private pumpDelayed(dir: Direction): void {
+    const queue = this.delayed[dir];
+    const now = Date.now();
+    while (queue.length > 0 && queue[0]!.due <= now) {
+      const { pair, chunk } = queue.shift()!;
+      this.forward(pair, dir, chunk);
+    }
+    if (queue.length === 0 || this.delayTimer[dir] !== undefined) return;
+    this.delayTimer[dir] = setTimeout(() => {
+      this.delayTimer[dir] = undefined;
+      this.pumpDelayed(dir);
+    }, queue[0]!.due - now);
   }
 
   /** Every chunk from now on is forwarded `ms` later (0: at once, after what is delayed). */
@@ -119,6 +149,11 @@ export class LinkProxy {
 
   async close(): Promise<void> {
     this.cut();
+    for (const dir of ['forward', 'backward'] as const) {
+      clearTimeout(this.delayTimer[dir]);
+      this.delayTimer[dir] = undefined;
+      this.delayed[dir] = [];
+    }
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
