@@ -440,7 +440,9 @@ export class Volume implements NbdExport {
       if (remote === undefined) meta.endWrite(offset, length);
       this.appRequests--;
       peer?.writeCompleted();
-      return Promise.reject(e);
+      // As in writeNow: the caller reuses `buf` once this fails, and the Data frame
+      // may still be reading it.
+      return remote === undefined ? Promise.reject(e) : remote.then(() => Promise.reject(e));
     }
     if (remote === undefined) {
       meta.endWrite(offset, length);
@@ -488,9 +490,14 @@ export class Volume implements NbdExport {
     } catch (e) {
       this.ioFailed(e, true);
     }
-    // The activity log covers this write until the peer has confirmed it too: a Primary
-    // that crashes with the write in its send queue then resyncs its extent.
-    let alHeld = true;
+    // The activity log covers this write until it is on our disk and the peer has
+    // confirmed it: a Primary that crashes with the write in its send queue, or still
+    // in the thread pool's queue, then resyncs its extent. Two holds, given back by
+    // whichever part finishes last.
+    let holds = 1;
+    const release = (): void => {
+      if (--holds === 0) meta.endWrite(offset, length);
+    };
     try {
       if (al) {
         // A failed activity-log write leaves the store failed: every later write would fail too.
@@ -511,24 +518,34 @@ export class Volume implements NbdExport {
         lock.release();
       }
       let remote: Promise<boolean> | undefined;
+      let localError: unknown;
       try {
-        remote = peer?.replicateWrite(n, buf, offset, fua, () => meta.endWrite(offset, length));
-        if (remote !== undefined) alHeld = false;
-        // The peer does not get this write: it is out of sync until a resync carries it.
-        else meta.markOutOfSync(offset, length);
+        holds++; // the peer's part: `forget` gives it back once the peer has confirmed
+        remote = peer?.replicateWrite(n, buf, offset, fua, release);
+        if (remote === undefined) {
+          holds--;
+          // The peer does not get this write: it is out of sync until a resync carries it.
+          meta.markOutOfSync(offset, length);
+        }
         try {
           await s.write(buf, offset);
           if (fua) await s.flush();
           this.localCounters.diskWrittenBytes += length;
         } catch (e) {
-          this.ioFailed(e);
+          localError = e ?? new Error('write failed');
         }
       } finally {
         lock.release();
       }
+      if (localError !== undefined) {
+        // The Data frame may still be reading `buf` (it is sent without a copy), and the
+        // caller reuses `buf` once this fails: fail only once the frame has left.
+        if (remote !== undefined) await remote;
+        this.ioFailed(localError);
+      }
       if (remote !== undefined) await this.peerPart(remote, meta, offset, length);
     } finally {
-      if (alHeld) meta.endWrite(offset, length);
+      release(); // our disk's part: written, failed, or never begun
     }
   }
 

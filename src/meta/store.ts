@@ -286,6 +286,9 @@ export class MetaStore {
       // them), and, as DRBD does, its bitmap written (the only record left of blocks the
       // peer may not have).
       if (w.evicted.length > 0) {
+        // Part of the log write, as DRBD's REQ_PREFLUSH is part of its metadata write: a
+        // failure is a metadata I/O error (the disk is detached whatever on-io-error
+        // says), and the log, which cannot go on without it, is failed.
         if (this.flushData) await this.guard(this.flushData);
         await this.flushBitmap();
       }

@@ -610,3 +610,65 @@ for (const atOnce of [true, false]) {
     }
   });
 }
+
+// Review finding: the peer's confirmation used to end the write's hold on its
+// activity-log extent even while our own disk write was still queued (a large write in
+// the thread pool). The extent could then be evicted, and a crash lose the write here
+// while the peer had it, with nothing left to resync it.
+for (const protocol of ['A', 'C'] as const) {
+  test(`protocol ${protocol}: a write keeps its activity-log extent until our disk has it, even once the peer confirmed it`, async () => {
+    const p = await syncedPair(protocol);
+    try {
+      const meta = volumeOf(p.a).meta!;
+      const ended: number[] = [];
+      const endWrite = meta.endWrite.bind(meta);
+      meta.endWrite = (offset: number, length: number) => {
+        ended.push(offset);
+        endWrite(offset, length);
+      };
+      const at = 6 * 1024 * 1024;
+      const before = p.b.data.writes;
+      p.a.data.hold(); // our disk stalls; the peer's does not
+      const w = volumeOf(p.a).write(Buffer.alloc(4096, 0x71), at, false);
+      await waitFor('the peer wrote it', () => p.b.data.writes > before);
+      // A FLUSH: the peer flushes and confirms every write sent before it (FlushAck),
+      // while our part of the FLUSH waits behind the stalled disk too.
+      const flushes = p.b.data.flushes;
+      const f = volumeOf(p.a).flush();
+      await waitFor('the peer flushed', () => p.b.data.flushes > flushes);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(ended, [], 'the extent is still held while our write waits');
+      p.a.data.release();
+      await w;
+      await f;
+      assert.deepEqual(ended, [at], 'given back once, when both parts are done');
+    } finally {
+      p.a.data.release();
+      await p.cleanup();
+    }
+  });
+}
+
+// Review finding: a write whose local part failed was rejected at once, while its Data
+// frame (sent without a copy) could still be reading the caller's buffer; the NBD
+// session then reuses that buffer, and the peer could write another request's bytes.
+test('a write that fails on our disk is answered only once its Data frame has left', async () => {
+  const p = await syncedPair('C');
+  try {
+    p.a.data.atOnce = false;
+    p.a.data.failWrites = true;
+    p.proxy.hold('forward'); // the frame waits in the proxy
+    const w = volumeOf(p.a).write(Buffer.alloc(4096, 0x72), 7 * 1024 * 1024, false);
+    const outcome = w.then(
+      () => 'ok',
+      (e: Error) => e.message,
+    );
+    assert.equal(await settlesWithin(outcome, 300), false, 'not answered while the frame may still be read');
+    p.proxy.release('forward');
+    assert.match(await outcome, /injected write error/);
+  } finally {
+    p.a.data.failWrites = false;
+    p.proxy.release('forward');
+    await p.cleanup();
+  }
+});
