@@ -74,24 +74,17 @@ export class ActivityLog {
 
   /** Declares writes to `extents` (distinct; at most alUpdatesPerTransaction new ones). */
   begin(extents: readonly number[]): AlBegin {
-    // Runs for every write: nothing is allocated unless an extent is new.
-    let added: number[] | undefined;
+    // Nearly every write: all active, nothing allocated.
+    if (this.beginActive(extents)) return { kind: 'active' };
+    const added: number[] = [];
     for (let i = 0; i < extents.length; i++) {
       const e = extents[i]!;
       for (let j = 0; j < i; j++) assert.notEqual(e, extents[j], 'extents must be distinct');
-      if (this.lru.has(e)) continue;
-      if (added === undefined) added = [e];
-      else added.push(e);
+      if (!this.lru.has(e)) added.push(e);
     }
-    if (added) assert.ok(added.length <= alUpdatesPerTransaction, 'too many new extents for one transaction');
-    if (this.pending) {
-      const pending = this.pending.added;
-      if (added !== undefined || extents.some((e) => pending.has(e))) return { kind: 'wait' };
-    }
-    if (added === undefined) {
-      this.acquire(extents);
-      return { kind: 'active' };
-    }
+    // An extent is new, or in the transaction being written: that transaction goes first.
+    if (this.pending) return { kind: 'wait' };
+    assert.ok(added.length <= alUpdatesPerTransaction, 'too many new extents for one transaction');
     const victims = this.chooseSlots(added.length, extents);
     if (!victims) return { kind: 'full' };
     const updates: AlUpdate[] = [];

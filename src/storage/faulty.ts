@@ -211,19 +211,30 @@ export class FaultyStorage implements BlockStorage {
     this.ops.writes++;
     const fault = this.decide('write', offset, buf.length);
     await this.delay('write');
+    const outcome = this.writeOutcome(fault, buf, offset);
+    if (outcome.error === undefined || outcome.stored.length > 0)
+      await this.base.write(outcome.stored, offset);
+    if (outcome.error) throw outcome.error;
+  }
+
+  /** What a write with this fault leaves on the medium, and the error the caller sees. */
+  private writeOutcome(
+    fault: Fault,
+    buf: Uint8Array,
+    offset: number,
+  ): { stored: Uint8Array; error?: StorageError } {
     if (fault.kind === 'torn') {
       this.injected.tornWrites++;
       // Only whole sectors before the cut reached the medium; the caller sees an error.
-      if (fault.storedBytes > 0) await this.base.write(buf.subarray(0, fault.storedBytes), offset);
-      throw this.fail(
-        'write',
-        { kind: 'error', code: 'EIO', why: `torn after ${fault.storedBytes} bytes` },
-        offset,
-        buf.length,
-      );
+      const why = `torn after ${fault.storedBytes} bytes`;
+      return {
+        stored: buf.subarray(0, fault.storedBytes),
+        error: this.fail('write', { kind: 'error', code: 'EIO', why }, offset, buf.length),
+      };
     }
-    if (fault.kind === 'error') throw this.fail('write', fault, offset, buf.length);
-    await this.base.write(buf, offset);
+    if (fault.kind === 'error')
+      return { stored: buf.subarray(0, 0), error: this.fail('write', fault, offset, buf.length) };
+    return { stored: buf };
   }
 
   /** As the base storage does, unless writes are delayed (a delay needs the event loop). */
@@ -237,22 +248,12 @@ export class FaultyStorage implements BlockStorage {
     if (base.writeSync === undefined) throw new TypeError(`${this.name}: no synchronous writes`);
     this.check(offset, buf.length);
     this.ops.writes++;
-    const fault = this.decide('write', offset, buf.length);
+    const outcome = this.writeOutcome(this.decide('write', offset, buf.length), buf, offset);
     // The delay's draw, which write() makes for every operation: the same seed gives the
     // same faults whichever way a write comes.
     this.prng.float();
-    if (fault.kind === 'torn') {
-      this.injected.tornWrites++;
-      if (fault.storedBytes > 0) base.writeSync(buf.subarray(0, fault.storedBytes), offset);
-      throw this.fail(
-        'write',
-        { kind: 'error', code: 'EIO', why: `torn after ${fault.storedBytes} bytes` },
-        offset,
-        buf.length,
-      );
-    }
-    if (fault.kind === 'error') throw this.fail('write', fault, offset, buf.length);
-    base.writeSync(buf, offset);
+    if (outcome.error === undefined || outcome.stored.length > 0) base.writeSync(outcome.stored, offset);
+    if (outcome.error) throw outcome.error;
   }
 
   async flush(): Promise<void> {

@@ -10,18 +10,12 @@ import { join } from 'node:path';
 import test from 'node:test';
 import { parseDrbdConfig } from '../../src/config/drbd-load.js';
 import { localHost, resolveConfig } from '../../src/config/drbd-resolve.js';
-import { volumeMeta } from '../../src/device/disk.js';
 import { Resource } from '../../src/device/resource.js';
-import type { VolumeOpener } from '../../src/device/volume.js';
-import { computeLayout } from '../../src/meta/layout.js';
-import { MetaStore } from '../../src/meta/store.js';
 import type { Frame } from '../../src/replication/frames.js';
 import { type LinkState, PeerLink } from '../../src/replication/link.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import { StorageView } from '../../src/storage/view.js';
 import { memoryLogger } from '../../src/util/log.js';
 import { freePort } from '../helpers/cluster.js';
-import { waitFor } from '../helpers/resource-pair.js';
+import { memoryVolume, waitFor } from '../helpers/resource-pair.js';
 
 const backingBytes = 16 * 1024 * 1024;
 
@@ -39,14 +33,7 @@ async function victim(role: 'Primary' | 'Secondary' = 'Primary') {
       'hostile.res',
     ),
   ).resources[0]!;
-  const disk = new MemoryStorage(backingBytes, 'mem');
-  const layout = computeLayout({ kind: 'internal', backingBytes });
-  await MetaStore.create(disk, layout);
-  const data = new StorageView(disk, 0, layout.dataBytes);
-  const opener: VolumeOpener = async () => {
-    const store = await MetaStore.open(disk, layout);
-    return { data, meta: volumeMeta(store, { layout, metaDevice: disk, data, close: async () => {} }) };
-  };
+  const { disk, opener } = await memoryVolume(backingBytes, 'mem', (d) => d);
   const log = memoryLogger();
   const res = new Resource(cfg, localHost(cfg, 'a'), { runDir: dir, log, opener, kernelDevices: false });
   await res.bringUp();

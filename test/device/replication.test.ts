@@ -652,23 +652,35 @@ for (const protocol of ['A', 'C'] as const) {
 // Review finding: a write whose local part failed was rejected at once, while its Data
 // frame (sent without a copy) could still be reading the caller's buffer; the NBD
 // session then reuses that buffer, and the peer could write another request's bytes.
-test('a write that fails on our disk is answered only once its Data frame has left', async () => {
-  const p = await syncedPair('C');
-  try {
-    p.a.data.atOnce = false;
-    p.a.data.failWrites = true;
-    p.proxy.hold('forward'); // the frame waits in the proxy
-    const w = volumeOf(p.a).write(Buffer.alloc(4096, 0x72), 7 * 1024 * 1024, false);
-    const outcome = w.then(
-      () => 'ok',
-      (e: Error) => e.message,
-    );
-    assert.equal(await settlesWithin(outcome, 300), false, 'not answered while the frame may still be read');
-    p.proxy.release('forward');
-    assert.match(await outcome, /injected write error/);
-  } finally {
-    p.a.data.failWrites = false;
-    p.proxy.release('forward');
-    await p.cleanup();
-  }
-});
+for (const way of ['write', 'writeFast'] as const) {
+  test(`a write that fails on our disk is answered only once its Data frame has left (${way})`, async () => {
+    const p = await syncedPair('C');
+    try {
+      const at = 7 * 1024 * 1024;
+      await volumeOf(p.a).write(Buffer.alloc(4096, 0x70), at + 4096, false); // the extent is active
+      p.a.data.atOnce = way === 'writeFast';
+      p.a.data.failWrites = true;
+      p.proxy.hold('forward'); // the frame waits in the proxy
+      const buf = Buffer.alloc(4096, 0x72);
+      const w =
+        way === 'write'
+          ? volumeOf(p.a).write(buf, at, false)
+          : (volumeOf(p.a).writeFast(buf, at, false) ?? Promise.resolve());
+      const outcome = w.then(
+        () => 'ok',
+        (e: Error) => e.message,
+      );
+      assert.equal(
+        await settlesWithin(outcome, 300),
+        false,
+        'not answered while the frame may still be read',
+      );
+      p.proxy.release('forward');
+      assert.match(await outcome, /injected write error/);
+    } finally {
+      p.a.data.failWrites = false;
+      p.proxy.release('forward');
+      await p.cleanup();
+    }
+  });
+}

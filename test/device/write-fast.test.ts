@@ -1,7 +1,7 @@
 // Which way an application write goes (src/device/volume.ts writeFast): a small write
 // with nothing to wait for is done at once on the event loop (the disk's writeSync),
 // everything else through write()'s promise path, and the choice never reorders
-// overlapping writes. A resource on a memory disk whose data device counts the two
+// overlapping writes. A resource on a memory disk whose data area counts the two
 // kinds of write, driven through the NBD socket.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,60 +10,18 @@ import { join } from 'node:path';
 import test from 'node:test';
 import { parseDrbdConfig } from '../../src/config/drbd-load.js';
 import { localHost, resolveConfig } from '../../src/config/drbd-resolve.js';
-import { volumeMeta } from '../../src/device/disk.js';
 import { Resource } from '../../src/device/resource.js';
-import type { VolumeOpener } from '../../src/device/volume.js';
-import { computeLayout } from '../../src/meta/layout.js';
-import { MetaStore } from '../../src/meta/store.js';
 import { Cmd, CmdFlag } from '../../src/nbd/protocol.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
-import type { BlockStorage } from '../../src/storage/storage.js';
-import { StorageView } from '../../src/storage/view.js';
 import { memoryLogger } from '../../src/util/log.js';
 import { TestNbdClient } from '../helpers/nbd-client.js';
+import { GatedStorage, memoryVolume } from '../helpers/resource-pair.js';
 
 const backingBytes = 64 * 1024 * 1024;
 const block = 4096;
 /** One activity-log extent. */
 const extentBytes = 4 * 1024 * 1024;
 
-/** A disk that takes writes of up to 64 KiB at once, and counts which way each came. */
-class CountingStorage implements BlockStorage {
-  readonly sizeBytes: number;
-  readonly name = 'counting';
-  syncWrites = 0;
-  asyncWrites = 0;
-  /** How long flush() takes (a slow FUA write). */
-  flushMs = 0;
-  constructor(private readonly base: BlockStorage) {
-    this.sizeBytes = base.sizeBytes;
-  }
-  read(buf: Uint8Array, offset: number): Promise<void> {
-    return this.base.read(buf, offset);
-  }
-  async write(buf: Uint8Array, offset: number): Promise<void> {
-    this.asyncWrites++;
-    await this.base.write(buf, offset);
-  }
-  writesSync(length: number): boolean {
-    return length <= 64 * 1024;
-  }
-  writeSync(buf: Uint8Array, offset: number): void {
-    this.syncWrites++;
-    (this.base.writeSync as (b: Uint8Array, o: number) => void).call(this.base, buf, offset);
-  }
-  async flush(): Promise<void> {
-    await new Promise((r) => setTimeout(r, this.flushMs));
-    await this.base.flush();
-  }
-  discard(offset: number, length: number): Promise<void> {
-    return this.base.discard(offset, length);
-  }
-  close(): Promise<void> {
-    return this.base.close();
-  }
-}
-
+/** A Primary on a memory disk whose data area (a GatedStorage) counts the writes taken at once. */
 async function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-wfast-'));
   const r = resolveConfig(
@@ -76,14 +34,7 @@ async function setup() {
       'test.res',
     ),
   ).resources[0]!;
-  const disk = new MemoryStorage(backingBytes, 'mem');
-  const layout = computeLayout({ kind: 'internal', backingBytes });
-  await MetaStore.create(disk, layout);
-  const data = new CountingStorage(new StorageView(disk, 0, layout.dataBytes));
-  const opener: VolumeOpener = async () => {
-    const store = await MetaStore.open(disk, layout);
-    return { data, meta: volumeMeta(store, { layout, metaDevice: disk, data, close: async () => {} }) };
-  };
+  const { data, opener } = await memoryVolume(backingBytes, 'mem', (d) => new GatedStorage(d));
   const res = new Resource(r, localHost(r, 'a'), {
     runDir: dir,
     log: memoryLogger(),
@@ -98,8 +49,11 @@ async function setup() {
   await c.go('r0');
   return {
     data,
+    /** [taken at once, through write()] so far. */
+    ways: () => [data.syncWrites, data.writes - data.syncWrites],
     c,
     cleanup: async () => {
+      data.release();
       c.close();
       await res.down().catch(() => res.forceClose());
       rmSync(dir, { recursive: true, force: true });
@@ -121,20 +75,20 @@ async function write(
 test('a small write into an active extent is done at once; FUA, a new extent and a large write take the promise path', async () => {
   const t = await setup();
   try {
-    const { data, c } = t;
+    const { ways, c } = t;
     // The extent's first write needs an activity-log transaction first: promise path.
     await write(c, 0, block, 1);
-    assert.deepEqual([data.syncWrites, data.asyncWrites], [0, 1]);
+    assert.deepEqual(ways(), [0, 1]);
     await write(c, block, block, 2);
-    assert.deepEqual([data.syncWrites, data.asyncWrites], [1, 1], 'the extent is active now: at once');
+    assert.deepEqual(ways(), [1, 1], 'the extent is active now: at once');
     await write(c, 2 * block, block, 3, CmdFlag.FUA);
-    assert.deepEqual([data.syncWrites, data.asyncWrites], [1, 2], 'FUA waits for a flush');
+    assert.deepEqual(ways(), [1, 2], 'FUA waits for a flush');
     await write(c, 0, 128 * 1024, 4);
-    assert.deepEqual([data.syncWrites, data.asyncWrites], [1, 3], 'larger than the disk takes at once');
+    assert.deepEqual(ways(), [1, 3], 'larger than the disk takes at once');
     await write(c, extentBytes, block, 5);
-    assert.deepEqual([data.syncWrites, data.asyncWrites], [1, 4], 'another extent: a transaction first');
+    assert.deepEqual(ways(), [1, 4], 'another extent: a transaction first');
     await write(c, extentBytes + block, block, 6);
-    assert.deepEqual([data.syncWrites, data.asyncWrites], [2, 4]);
+    assert.deepEqual(ways(), [2, 4]);
     // What each way wrote is there.
     c.send(Cmd.READ, 0, 3 * block);
     const got = (await c.reply(3 * block)).data;
@@ -152,18 +106,26 @@ test('a small write into an active extent is done at once; FUA, a new extent and
 test('a write behind an overlapping one still under way waits for it: the later one wins, as submitted', async () => {
   const t = await setup();
   try {
-    const { data, c } = t;
+    const { data, ways, c } = t;
     await write(c, 0, block, 1); // the extent is active from here
-    data.flushMs = 30;
-    const before = { sync: data.syncWrites, async: data.asyncWrites };
-    // A slow FUA write, then an overlapping plain one in the same packet, then a disjoint one.
-    c.send(Cmd.WRITE, 0, 2 * block, CmdFlag.FUA, Buffer.alloc(2 * block, 0xaa));
+    const [sync0, async0] = ways() as [number, number];
+    data.holdFlushes(); // a FUA write waits for its flush
+    // A FUA write, then an overlapping plain one in the same packet, then a disjoint one.
+    const fua = c.send(Cmd.WRITE, 0, 2 * block, CmdFlag.FUA, Buffer.alloc(2 * block, 0xaa));
     c.send(Cmd.WRITE, block, block, 0, Buffer.alloc(block, 0xbb));
-    c.send(Cmd.WRITE, 8 * block, block, 0, Buffer.alloc(block, 0xcc));
-    const errors = [(await c.reply()).error, (await c.reply()).error, (await c.reply()).error];
-    assert.deepEqual(errors, [0, 0, 0]);
-    assert.equal(data.asyncWrites - before.async, 2, 'the FUA write and the one that overlaps it');
-    assert.equal(data.syncWrites - before.sync, 1, 'the disjoint one, at once');
+    const disjoint = c.send(Cmd.WRITE, 8 * block, block, 0, Buffer.alloc(block, 0xcc));
+    const first = await c.reply();
+    assert.deepEqual([first.cookie, first.error], [disjoint, 0], 'the disjoint one, answered at once');
+    data.release();
+    const rest = [await c.reply(), await c.reply()];
+    assert.deepEqual(
+      rest.map((r) => r.error),
+      [0, 0],
+    );
+    assert.ok(rest.some((r) => r.cookie === fua));
+    const [sync1, async1] = ways() as [number, number];
+    assert.equal(async1 - async0, 2, 'the FUA write and the one that overlaps it');
+    assert.equal(sync1 - sync0, 1, 'the disjoint one, at once');
     c.send(Cmd.READ, 0, 2 * block);
     const got = (await c.reply(2 * block)).data;
     assert.ok(got.subarray(0, block).every((b) => b === 0xaa));

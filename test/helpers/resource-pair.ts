@@ -11,6 +11,7 @@ import { Resource } from '../../src/device/resource.js';
 import type { VolumeOpener } from '../../src/device/volume.js';
 import { computeLayout } from '../../src/meta/layout.js';
 import { MetaStore } from '../../src/meta/store.js';
+import { syncWriteBytesMax } from '../../src/storage/file.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { type BlockStorage, StorageError } from '../../src/storage/storage.js';
 import { StorageView } from '../../src/storage/view.js';
@@ -56,15 +57,26 @@ export class GatedStorage implements BlockStorage {
     this.writes++;
     return this.inner.write(buf, offset);
   }
-  /** Small writes may be taken at once, on the event loop, when not held; false: always through write(). */
+  /**
+   * Small writes (up to FileStorage's limit, as on a real disk) may be taken at once, on
+   * the event loop, when not held; false: always through write().
+   */
   atOnce = true;
   writesSync(length: number): boolean {
-    return this.atOnce && this.gate === undefined && (this.inner.writesSync?.(length) ?? false);
+    return (
+      this.atOnce &&
+      this.gate === undefined &&
+      length <= syncWriteBytesMax &&
+      (this.inner.writesSync?.(length) ?? false)
+    );
   }
+  /** Of `writes`, those taken at once (writeSync). */
+  syncWrites = 0;
   writeSync(buf: Uint8Array, offset: number): void {
     if (this.failWrites)
       throw new StorageError('EIO', `${this.name}: injected write error at ${offset}`, offset, buf.length);
     this.writes++;
+    this.syncWrites++;
     (this.inner.writeSync as (b: Uint8Array, o: number) => void).call(this.inner, buf, offset);
   }
   /** Holds only flushes (a disk whose cache flush hangs), until release(). */
@@ -96,6 +108,26 @@ export interface Node {
   readonly log: ReturnType<typeof memoryLogger>;
 }
 
+/**
+ * A memory disk with fresh internal metadata and the opener of its volume; `wrap` puts
+ * a layer (a gate, a counter) over its data area.
+ */
+export async function memoryVolume<D extends BlockStorage>(
+  bytes: number,
+  name: string,
+  wrap: (data: BlockStorage) => D,
+): Promise<{ disk: MemoryStorage; data: D; opener: VolumeOpener }> {
+  const disk = new MemoryStorage(bytes, name);
+  const layout = computeLayout({ kind: 'internal', backingBytes: bytes });
+  await MetaStore.create(disk, layout);
+  const data = wrap(new StorageView(disk, 0, layout.dataBytes));
+  const opener: VolumeOpener = async () => {
+    const store = await MetaStore.open(disk, layout);
+    return { data, meta: volumeMeta(store, { layout, metaDevice: disk, data, close: async () => {} }) };
+  };
+  return { disk, data, opener };
+}
+
 export async function pair(protocol: 'A' | 'B' | 'C', extraNet = '', extraConf = '') {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-repl-'));
   const [pa, pb] = [await freePort(), await freePort()];
@@ -110,14 +142,11 @@ export async function pair(protocol: 'A' | 'B' | 'C', extraNet = '', extraConf =
   // a dials b through the proxy; 'a' sorts first, so a's connection is the one kept.
   const proxy = await LinkProxy.start({ host: '127.0.0.1', port: pb });
   const make = async (name: 'a' | 'b'): Promise<Node> => {
-    const disk = new MemoryStorage(backingBytes, `mem-${name}`);
-    const layout = computeLayout({ kind: 'internal', backingBytes });
-    await MetaStore.create(disk, layout);
-    const data = new GatedStorage(new StorageView(disk, 0, layout.dataBytes));
-    const opener: VolumeOpener = async () => {
-      const store = await MetaStore.open(disk, layout);
-      return { data, meta: volumeMeta(store, { layout, metaDevice: disk, data, close: async () => {} }) };
-    };
+    const { disk, data, opener } = await memoryVolume(
+      backingBytes,
+      `mem-${name}`,
+      (d) => new GatedStorage(d),
+    );
     const log = memoryLogger();
     const res = new Resource(cfg, localHost(cfg, name), {
       runDir: join(dir, name),
