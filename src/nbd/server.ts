@@ -11,6 +11,11 @@ export const clientsMax = 64;
 export interface NbdServerOptions extends SessionEvents {
   /** File mode of the unix socket (0600: only root talks to the device). */
   readonly socketMode?: number;
+  /**
+   * Sessions choose their read buffers (user-reads.ts; the default). false: they
+   * read through 'data' events, as any Node socket (tests run both ways).
+   */
+  readonly userReads?: boolean;
 }
 
 export class NbdServer {
@@ -22,6 +27,18 @@ export class NbdServer {
 
   constructor(options: NbdServerOptions = {}) {
     this.options = options;
+  }
+
+  /** Open connections whose session reads into buffers of its own choosing. */
+  get userReadSessions(): number {
+    let n = 0;
+    for (const c of this.sockets.values()) if (c.session.userReads) n++;
+    return n;
+  }
+
+  /** Accepted paused, nothing is read before the session takes the socket over. */
+  private listener(tag: string): Server {
+    return createServer({ pauseOnConnect: this.options.userReads !== false }, (s) => this.accept(s, tag));
   }
 
   add(e: NbdExport): void {
@@ -63,13 +80,14 @@ export class NbdServer {
       () => [...this.exports.values()],
       this.options,
     );
-    this.sockets.set(socket, { tag, session });
-    socket.on('close', () => this.sockets.delete(socket));
+    const s = session.socket;
+    this.sockets.set(s, { tag, session });
+    s.on('close', () => this.sockets.delete(s));
   }
 
   async listenUnix(path: string, tag = 'unix'): Promise<void> {
     rmSync(path, { force: true });
-    const server = createServer((s) => this.accept(s, tag));
+    const server = this.listener(tag);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(path, () => resolve());
@@ -80,7 +98,7 @@ export class NbdServer {
 
   /** Listens on TCP; resolves to the port (useful with port 0). */
   async listenTcp(host: string, port: number, tag = 'tcp'): Promise<number> {
-    const server = createServer((s) => this.accept(s, tag));
+    const server = this.listener(tag);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());

@@ -42,6 +42,7 @@ import {
   requestHeaderBytes,
   TFlag,
 } from './protocol.js';
+import { adoptForUserReads } from './user-reads.js';
 
 /** Requests executing at once per connection; past it the socket stops being read. */
 export const inFlightMax = 256;
@@ -64,6 +65,12 @@ export const bufferedBytesMax = 64 * 1024 * 1024;
  */
 export const coalesceBytesMax = 4096;
 
+/**
+ * Bytes read at once between payloads (headers, small writes) when the session
+ * chooses its read buffers (user-reads.ts). A large payload is read into itself.
+ */
+export const scratchBytes = 128 * 1024;
+
 export const blockSizeMin = 1;
 export const blockSizePreferred = 4096;
 
@@ -78,7 +85,11 @@ type Phase =
   | { kind: 'optionHeader' }
   | { kind: 'optionData'; option: number; length: number }
   | { kind: 'request' }
-  | { kind: 'writeData'; req: Request }
+  /**
+   * A WRITE's payload. Once part of it has arrived, `buf` holds it and the rest
+   * is gathered straight into it (`filled` bytes so far).
+   */
+  | { kind: 'writeData'; req: Request; buf?: Buffer; filled: number }
   | { kind: 'drain'; remaining: number; req: Request; error: number }
   | { kind: 'closed' };
 
@@ -98,7 +109,8 @@ function flagsAllowed(type: number, structured: boolean): number {
 }
 
 export class NbdSession {
-  private readonly socket: Socket;
+  /** The connection (after adoptForUserReads, not the socket the server accepted). */
+  readonly socket: Socket;
   private readonly lookup: (name: string) => NbdExport | undefined;
   private readonly list: () => readonly NbdExport[];
   private readonly events: SessionEvents;
@@ -113,26 +125,49 @@ export class NbdSession {
   private disconnecting = false;
   private readonly handshakeTimer: NodeJS.Timeout;
   private heldBytes = 0;
+  /**
+   * Reads land in buffers of our choosing (user-reads.ts): the scratch buffer,
+   * whose bytes are valid only until the next read, or the rest of a payload.
+   */
+  readonly userReads: boolean;
+  private readonly scratch: Buffer;
+  /** The payload slice handed out for the next read, if any. */
+  private readTarget: Buffer | undefined;
   /** The export size announced in the handshake. */
   private sizeBytes = 0;
   readonly peer: string;
 
+  /**
+   * `accepted`: a connection nothing has read from yet. If it was accepted paused
+   * (pauseOnConnect) the session reads it into buffers of its own choosing where
+   * this Node allows (see `socket`); otherwise through 'data' events.
+   */
   constructor(
-    socket: Socket,
+    accepted: Socket,
     lookup: (name: string) => NbdExport | undefined,
     list: () => readonly NbdExport[],
     events: SessionEvents = {},
   ) {
-    this.socket = socket;
     this.lookup = lookup;
     this.list = list;
     this.events = events;
+    this.scratch = Buffer.allocUnsafeSlow(scratchBytes);
+    const adopted = adoptForUserReads(accepted, {
+      next: () => this.nextReadBuffer(),
+      arrived: (n, buf) => this.arrived(n, buf),
+    });
+    this.userReads = adopted !== undefined;
+    const socket = adopted ?? accepted;
+    this.socket = socket;
     this.peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
     socket.setNoDelay?.(true);
-    socket.on('data', (d: Buffer) => {
-      this.events.activity?.();
-      this.onData(d);
-    });
+    if (!adopted) {
+      socket.on('data', (d: Buffer) => {
+        this.events.activity?.();
+        this.onData(d, true);
+      });
+      socket.resume();
+    }
     socket.on('error', (e) => this.log('debug', `socket error: ${e.message}`));
     socket.on('close', () => this.onClose());
     socket.write(encodeGreeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES));
@@ -177,37 +212,103 @@ export class NbdSession {
     this.socket.destroy();
   }
 
-  private onData(d: Buffer): void {
+  /**
+   * Bytes from the client. `owned`: the chunk is ours to keep; otherwise it is the
+   * scratch buffer, and whatever is left unparsed is copied before returning.
+   */
+  private onData(d: Buffer, owned: boolean): void {
     if (this.phase.kind === 'closed') return;
-    this.chunks.push(d);
-    this.buffered += d.length;
     try {
+      const rest = this.gather(d);
+      if (rest.length > 0) {
+        this.chunks.push(rest);
+        this.buffered += rest.length;
+      }
       this.pump();
     } catch (e) {
       if (e instanceof NbdProtocolError) this.fail(e.message);
       else throw e;
     }
+    if (!owned && this.chunks.length > 0) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
     if (this.buffered > bufferedBytesMax) this.socket.pause();
   }
 
+  /** Copies the start of `d` into a payload being gathered; returns what follows it. */
+  private gather(d: Buffer): Buffer {
+    const p = this.phase;
+    if (p.kind !== 'writeData' || p.buf === undefined) return d;
+    const k = Math.min(d.length, p.req.length - p.filled);
+    d.copy(p.buf, p.filled, 0, k);
+    p.filled += k;
+    if (p.filled === p.req.length) this.gathered(p.req, p.buf);
+    return d.subarray(k);
+  }
+
+  private gathered(req: Request, payload: Buffer): void {
+    this.phase = { kind: 'request' };
+    this.execute(req, payload);
+  }
+
+  /** Where the next read lands: the rest of a payload being gathered, else the scratch buffer. */
+  private nextReadBuffer(): Buffer {
+    const p = this.phase;
+    if (p.kind === 'writeData' && p.buf !== undefined) {
+      this.readTarget = p.buf.subarray(p.filled);
+      return this.readTarget;
+    }
+    this.readTarget = undefined;
+    return this.scratch;
+  }
+
+  /** A read done into a buffer nextReadBuffer() chose. */
+  private arrived(n: number, buf: Buffer): void {
+    this.events.activity?.();
+    const p = this.phase;
+    if (buf !== this.readTarget || p.kind !== 'writeData' || p.buf === undefined) {
+      this.onData(buf.subarray(0, n), false);
+      return;
+    }
+    // Straight into the payload: nothing to copy or parse until it is whole.
+    this.readTarget = undefined;
+    p.filled += n;
+    if (p.filled < p.req.length) return;
+    try {
+      this.gathered(p.req, p.buf);
+      this.pump();
+    } catch (e) {
+      if (e instanceof NbdProtocolError) this.fail(e.message);
+      else throw e;
+    }
+  }
+
   /**
-   * Takes exactly n buffered bytes, or undefined if fewer are there. A payload
-   * that spans chunks is gathered into a pooled buffer (`pooled` is then true).
+   * Takes exactly n buffered bytes, or undefined if fewer are there. `keep`: the
+   * bytes must outlive this read (a WRITE payload), so with user reads, where a
+   * chunk may be the scratch buffer, they are copied into a pooled buffer; so are
+   * bytes that span chunks.
    */
-  private take(n: number, pool = false): Buffer | undefined {
+  private take(n: number, keep = false): Buffer | undefined {
     if (this.buffered < n) return undefined;
     if (n === 0) return Buffer.alloc(0);
     this.buffered -= n;
     const first = this.chunks[0] as Buffer;
-    if (first.length === n) {
-      this.chunks.shift();
-      return first;
+    if (!(keep && this.userReads)) {
+      if (first.length === n) {
+        this.chunks.shift();
+        return first;
+      }
+      if (first.length > n) {
+        this.chunks[0] = first.subarray(n);
+        return first.subarray(0, n);
+      }
     }
-    if (first.length > n) {
-      this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = pool ? ioBuffers.acquire(n) : Buffer.allocUnsafe(n);
+    const out = keep ? ioBuffers.acquire(n) : Buffer.allocUnsafe(n);
+    this.drainInto(out, n);
+    return out;
+  }
+
+  /** Moves the first n buffered bytes (already counted off `buffered`) into `out`. */
+  private drainInto(out: Buffer, n: number): void {
     let filled = 0;
     while (filled < n) {
       const c = this.chunks[0] as Buffer;
@@ -217,7 +318,6 @@ export class NbdSession {
       if (k === c.length) this.chunks.shift();
       else this.chunks[0] = c.subarray(k);
     }
-    return out;
   }
 
   private pump(): void {
@@ -270,11 +370,18 @@ export class NbdSession {
           break;
         }
         case 'writeData': {
+          if (p.buf !== undefined) return; // gathering: the rest arrives in onData or arrived()
           const data = this.take(p.req.length, true);
-          if (!data) return;
-          this.phase = { kind: 'request' };
-          this.execute(p.req, data);
-          break;
+          if (data) {
+            this.gathered(p.req, data);
+            break;
+          }
+          // Part of it is here: it goes into its buffer now, the rest as it arrives.
+          p.buf = ioBuffers.acquire(p.req.length);
+          p.filled = this.buffered;
+          this.buffered = 0;
+          this.drainInto(p.buf, p.filled);
+          return;
         }
         case 'drain': {
           // A rejected WRITE's payload is read and dropped so the stream stays framed.
@@ -448,7 +555,7 @@ export class NbdSession {
       return;
     }
     if (isWrite) {
-      this.phase = { kind: 'writeData', req };
+      this.phase = { kind: 'writeData', req, filled: 0 };
       return;
     }
     this.execute(req, undefined);
