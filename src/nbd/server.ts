@@ -29,6 +29,11 @@ export class NbdServer {
     this.options = options;
   }
 
+  /** Connections the server holds, in any phase (handshake, open, disconnecting). */
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
   /** Open connections whose session reads into buffers of its own choosing. */
   get userReadSessions(): number {
     let n = 0;

@@ -229,8 +229,19 @@ export class NbdSession {
       if (e instanceof NbdProtocolError) this.fail(e.message);
       else throw e;
     }
-    if (!owned && this.chunks.length > 0) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
+    if (!owned) this.ownLeftovers();
     if (this.buffered > bufferedBytesMax) this.socket.pause();
+  }
+
+  /**
+   * Copies what is left of the scratch buffer (the last chunk, if any) out of it,
+   * before the next read reuses it. Earlier leftovers are copies already, so bytes
+   * that trickle in are copied once each.
+   */
+  private ownLeftovers(): void {
+    const i = this.chunks.length - 1;
+    const last = this.chunks[i];
+    if (last !== undefined && last.buffer === this.scratch.buffer) this.chunks[i] = Buffer.from(last);
   }
 
   /** Copies the start of `d` into a payload being gathered; returns what follows it. */
@@ -377,6 +388,8 @@ export class NbdSession {
             break;
           }
           // Part of it is here: it goes into its buffer now, the rest as it arrives.
+          // (With none here yet, no buffer is taken for a payload that may never come.)
+          if (this.buffered === 0) return;
           p.buf = ioBuffers.acquire(p.req.length);
           p.filled = this.buffered;
           this.buffered = 0;
@@ -539,8 +552,10 @@ export class NbdSession {
       // FAST_ZERO: we cannot promise a zero faster than writing it.
       else if (req.type === Cmd.WRITE_ZEROES && req.flags & CmdFlag.FAST_ZERO) error = NbdErrno.ENOTSUP;
     } else if (req.type === Cmd.DISC) {
+      // Not paused: with user reads that would stop reading the socket, and the
+      // client's FIN, so the connection would never close. What follows DISC is
+      // dropped (phase 'closed').
       this.disconnecting = true;
-      this.socket.pause();
       this.maybeFinishDisconnect();
       this.phase = { kind: 'closed' };
       return;

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { encodeRequest } from '../../src/nbd/codec.js';
 import { storageExport } from '../../src/nbd/export.js';
 import { Cmd, CmdFlag } from '../../src/nbd/protocol.js';
-import { NbdServer } from '../../src/nbd/server.js';
+import { clientsMax, NbdServer } from '../../src/nbd/server.js';
 import { adoptForUserReads } from '../../src/nbd/user-reads.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { Prng } from '../../src/util/prng.js';
@@ -178,5 +178,39 @@ async function fragmentedStream(userReads: boolean, seed: number): Promise<void>
 for (const userReads of [true, false]) {
   test(`WRITE payloads cut anywhere by the socket land byte for byte (${userReads ? 'user reads' : "'data' events"})`, async () => {
     for (const seed of [1, 2, 3, 4, 5, 6]) await fragmentedStream(userReads, seed);
+  });
+}
+
+// Review finding: DISC paused the socket; with user reads that stops reading it,
+// so the client's FIN was never seen, the connection never closed, and after
+// clientsMax clean disconnects the listener refused everyone.
+for (const userReads of [true, false]) {
+  test(`clients that leave with DISC leave nothing behind (${userReads ? 'user reads' : "'data' events"})`, async () => {
+    const server = new NbdServer({ userReads });
+    const exp = storageExport('r0', new MemoryStorage(1 << 20));
+    server.add(exp);
+    const path = join(dir, `disc-${userReads}.nbd`);
+    await server.listenUnix(path);
+    try {
+      for (let i = 0; i < clientsMax + 2; i++) {
+        const c = await TestNbdClient.connect(path);
+        await c.handshake();
+        await c.go('r0');
+        c.send(Cmd.WRITE, 0, 512, 0, Buffer.alloc(512, i));
+        c.send(Cmd.DISC, 0, 0);
+        assert.equal((await c.reply()).error, 0);
+        assert.ok(await c.waitClosed(), `client ${i + 1} closed`);
+      }
+      const deadline = Date.now() + 2000;
+      while (server.connectionCount > 0 && Date.now() < deadline) await tick();
+      assert.equal(server.connectionCount, 0, 'the server let go of every connection');
+      const last = await TestNbdClient.connect(path);
+      await last.handshake();
+      const { size } = await last.go('r0');
+      assert.equal(size, 1 << 20, 'the next client is served');
+      last.close();
+    } finally {
+      await server.close();
+    }
   });
 }
