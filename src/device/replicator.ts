@@ -1049,10 +1049,7 @@ export class Replicator {
       p.counters.pending--;
       return undefined;
     }
-    if (protocol !== 'A') {
-      // B and C: the buffer must outlive the socket's copy; the peer's ack comes after it.
-      return done;
-    }
+    // B and C settle on the peer's ack, which comes after the socket took the buffer.
     return done;
   }
 
