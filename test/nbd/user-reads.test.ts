@@ -101,7 +101,7 @@ const sizeBytes = 16 * 1024 * 1024;
  * inside a request header, many with a pause so that the server reads them apart. Every reply is 0 and the device ends up as
  * the model.
  */
-async function fragmentedStream(userReads: boolean, seed: number): Promise<void> {
+async function fragmentedStream(userReads: boolean, seed: number, tcp = false): Promise<void> {
   const rng = new Prng(seed);
   const storage = new MemoryStorage(sizeBytes);
   const server = new NbdServer({ userReads });
@@ -115,9 +115,11 @@ async function fragmentedStream(userReads: boolean, seed: number): Promise<void>
     clientClosed: () => exp.clientClosed(),
   });
   const path = join(dir, `frag-${userReads}-${seed}.nbd`);
-  await server.listenUnix(path);
+  const port = tcp ? await server.listenTcp('127.0.0.1', 0) : await server.listenUnix(path);
   try {
-    const c = await TestNbdClient.connect(path);
+    const c = tcp
+      ? await TestNbdClient.connectTcp('127.0.0.1', port as number)
+      : await TestNbdClient.connect(path);
     await c.handshake();
     await c.go('r0');
     assert.equal(server.userReadSessions, userReads ? 1 : 0, 'the session reads the way asked');
@@ -180,6 +182,10 @@ for (const userReads of [true, false]) {
     for (const seed of [1, 2, 3, 4, 5, 6]) await fragmentedStream(userReads, seed);
   });
 }
+
+test('the same over TCP, where the session wraps a TCP handle', async () => {
+  for (const seed of [7, 8]) await fragmentedStream(true, seed, true);
+});
 
 // Review finding: DISC paused the socket; with user reads that stops reading it,
 // so the client's FIN was never seen, the connection never closed, and after
