@@ -128,6 +128,9 @@ export function volumeMeta(store: MetaStore, disk: OpenedDisk): VolumeMeta {
     endWrite(offset, length) {
       for (const e of extentsOf(offset, length)) store.alComplete(e);
     },
+    onAlStarved(f) {
+      store.onAlStarved = f;
+    },
     markOutOfSync(offset, length) {
       store.markOutOfSync(offset, length);
     },

@@ -81,6 +81,8 @@ export interface ReplicatorHost {
   /** Called first when a Connected link is lost (fencing starts here). */
   connectionLost?(reason: LinkReason): void;
   readonly clock?: LinkClock;
+  /** An epoch with writes is closed at the latest this long after a write completed (barrierIntervalMs). */
+  readonly barrierIntervalMs?: number;
   /** Bytes arrived on the link (the daemon's busy poll). */
   readonly activity?: () => void;
 }
@@ -1063,6 +1065,14 @@ export class Replicator {
     for (const q of this.vols) q.counters.epochs = this.epoch - 1 - this.barrierAcked;
   }
 
+  /**
+   * Closes the current epoch at once instead of at the barrier timer: writes wait
+   * for activity-log extents that only the peer's BarrierAck releases.
+   */
+  closeEpochNow(): void {
+    if (this.linkStateNow === 'Connected') this.sendBarrier();
+  }
+
   /** An application write completed: the next write starts a new epoch. */
   writeCompleted(): void {
     if (this.epochWrites > 0) this.closeEpoch = true;
@@ -1072,7 +1082,7 @@ export class Replicator {
       this.barrierTimer = this.clock.setTimeout(() => {
         this.barrierTimer = undefined;
         if (this.linkStateNow === 'Connected') this.sendBarrier();
-      }, barrierIntervalMs);
+      }, this.h.barrierIntervalMs ?? barrierIntervalMs);
     }
     this.source.kick();
   }

@@ -47,6 +47,8 @@ export interface ResourceOptions {
   readonly observeWrite?: (protocol: string, seconds: number) => void;
   /** Bytes arrived from a client or the peer (the daemon's busy poll). */
   readonly activity?: () => void;
+  /** The longest an epoch with writes stays open (tests: long, to see what else closes it). */
+  readonly barrierIntervalMs?: number;
 }
 
 export class Resource {
@@ -121,6 +123,9 @@ export class Resource {
             runHandler: (name, volume) => this.runHandler(name, volume),
             connectionLost: () => this.fencePeer(),
             activity: options.activity,
+            ...(options.barrierIntervalMs === undefined
+              ? {}
+              : { barrierIntervalMs: options.barrierIntervalMs }),
           });
   }
 

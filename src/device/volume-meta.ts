@@ -48,6 +48,8 @@ export interface VolumeMeta {
    */
   beginWriteActive(offset: number, length: number): boolean;
   endWrite(offset: number, length: number): void;
+  /** `f` runs when a write waits because every activity-log slot is in use (MetaStore.onAlStarved). */
+  onAlStarved(f: () => void): void;
   markOutOfSync(offset: number, length: number): void;
   /** Everything out of sync, crash-safely (a crash half-way redoes it on open). */
   requestFullSync(): Promise<void>;

@@ -44,6 +44,8 @@ export interface VolumePeer {
     forget?: () => void,
   ): Promise<boolean> | undefined;
   writeCompleted(): void;
+  /** Closes the current epoch now: the activity log waits for extents the peer has not confirmed. */
+  closeEpochNow(): void;
   /** While fencing holds writes: settles when they may go on. */
   whenResumed(): Promise<void> | undefined;
   replicateFlush(): Promise<boolean> | undefined;
@@ -135,6 +137,7 @@ export class Volume implements NbdExport {
       const { data, meta } = await this.opener(this.cfg);
       this.data = data;
       this.meta = meta;
+      meta.onAlStarved(() => this.host.peer()?.closeEpochNow());
       this.disk = diskStateOnAttach(meta.flags(), this.host.fencing());
       this.diskReason = undefined;
       this.host.log.log('info', `attached ${this.cfg.disk}: ${this.disk}, ${meta.dataBytes} bytes`, {

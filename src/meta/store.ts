@@ -56,6 +56,13 @@ export class MetaStore {
   private bitmapChain: Promise<unknown> = Promise.resolve();
   private alInFlight: Promise<void> | undefined;
   private alWaiters: (() => void)[] = [];
+  /**
+   * Called when a write finds every activity-log slot held by writes in flight
+   * and must wait for one to end. With a peer, extents are held until the peer
+   * confirms an epoch, so the replicator closes the epoch at once (DRBD likewise
+   * sends its barrier early when the log starves).
+   */
+  onAlStarved: (() => void) | undefined;
   /** After a failed metadata write nothing more is written: the caller must detach. */
   private failed: Error | undefined;
   private closed = false;
@@ -227,6 +234,7 @@ export class MetaStore {
       if (r.kind === 'transaction') return this.writeAl(r.write);
       // 'wait': a transaction is in flight; 'full': every slot has writes in flight.
       const inFlight = r.kind === 'wait' ? this.alInFlight : undefined;
+      if (r.kind === 'full') this.onAlStarved?.();
       await (inFlight ?? new Promise<void>((resolve) => this.alWaiters.push(resolve)));
     }
   }

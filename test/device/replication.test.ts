@@ -684,3 +684,32 @@ for (const way of ['write', 'writeFast'] as const) {
     }
   });
 }
+
+// A write's activity-log extent stays held until the peer confirms its epoch
+// (BarrierAck): that is what lets the log forget it. A write that found every slot
+// held waited for the barrier timer; now it closes the epoch at once.
+test('a write that finds the activity log full closes the epoch at once, not at the barrier timer', async () => {
+  const extentBytes = 4 * 1024 * 1024;
+  const p = await syncedPair('C', '', '', { alSlots: 7, barrierIntervalMs: 60_000 });
+  try {
+    const v = volumeOf(p.a);
+    // Seven extents hold the seven slots; with a one-minute timer their epoch stays open.
+    for (let e = 0; e < 7; e++) await v.write(Buffer.alloc(4096, e + 1), e * extentBytes, false);
+    const w = v.write(Buffer.alloc(4096, 0x88), 7 * extentBytes, false);
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([
+      w.then(() => true),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), 5000);
+      }),
+    ]);
+    clearTimeout(timer);
+    assert.ok(inTime, 'the eighth extent waited for the barrier timer');
+    const back = Buffer.alloc(4096);
+    await p.b.data.read(back, 7 * extentBytes);
+    assert.ok(back.equals(Buffer.alloc(4096, 0x88)), 'the peer has the eighth write');
+    assert.equal(vol(p.a).outOfSyncBytes, 0);
+  } finally {
+    await p.cleanup();
+  }
+});

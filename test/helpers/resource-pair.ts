@@ -116,19 +116,28 @@ export async function memoryVolume<D extends BlockStorage>(
   bytes: number,
   name: string,
   wrap: (data: BlockStorage) => D,
+  alSlots?: number,
 ): Promise<{ disk: MemoryStorage; data: D; opener: VolumeOpener }> {
   const disk = new MemoryStorage(bytes, name);
   const layout = computeLayout({ kind: 'internal', backingBytes: bytes });
   await MetaStore.create(disk, layout);
   const data = wrap(new StorageView(disk, 0, layout.dataBytes));
   const opener: VolumeOpener = async () => {
-    const store = await MetaStore.open(disk, layout);
+    const store = await MetaStore.open(disk, layout, alSlots === undefined ? {} : { alSlots });
     return { data, meta: volumeMeta(store, { layout, metaDevice: disk, data, close: async () => {} }) };
   };
   return { disk, data, opener };
 }
 
-export async function pair(protocol: 'A' | 'B' | 'C', extraNet = '', extraConf = '') {
+/** Options of the pair beyond its configuration: both nodes get them. */
+export interface PairOptions {
+  /** Activity-log slots (al-extents) of both volumes. */
+  readonly alSlots?: number;
+  /** The longest an epoch with writes stays open (ResourceOptions.barrierIntervalMs). */
+  readonly barrierIntervalMs?: number;
+}
+
+export async function pair(protocol: 'A' | 'B' | 'C', extraNet = '', extraConf = '', opts: PairOptions = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-repl-'));
   const [pa, pb] = [await freePort(), await freePort()];
   const text = `resource r0 {
@@ -146,6 +155,7 @@ export async function pair(protocol: 'A' | 'B' | 'C', extraNet = '', extraConf =
       backingBytes,
       `mem-${name}`,
       (d) => new GatedStorage(d),
+      opts.alSlots,
     );
     const log = memoryLogger();
     const res = new Resource(cfg, localHost(cfg, name), {
@@ -153,6 +163,7 @@ export async function pair(protocol: 'A' | 'B' | 'C', extraNet = '', extraConf =
       log,
       opener,
       kernelDevices: false,
+      ...(opts.barrierIntervalMs === undefined ? {} : { barrierIntervalMs: opts.barrierIntervalMs }),
       ...(name === 'a' ? { peerEndpoint: { host: '127.0.0.1', port: proxy.port } } : {}),
     });
     return { res, disk, data, log };
@@ -191,8 +202,13 @@ export async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_
 export const vol = (n: Node) => n.res.status().volumes[0]!;
 
 /** Connected, a Primary after the initial full sync, both UpToDate. */
-export async function syncedPair(protocol: 'A' | 'B' | 'C', extraNet = '', extraConf = '') {
-  const p = await pair(protocol, extraNet, extraConf);
+export async function syncedPair(
+  protocol: 'A' | 'B' | 'C',
+  extraNet = '',
+  extraConf = '',
+  opts: PairOptions = {},
+) {
+  const p = await pair(protocol, extraNet, extraConf, opts);
   await waitFor(
     'connected',
     () => p.a.res.status().connection === 'Connected' && p.b.res.status().connection === 'Connected',
