@@ -191,6 +191,8 @@ export class Replicator {
   private epochWrites = 0;
   private closeEpoch = false;
   private barrierAcked = 0;
+  /** The highest sequence number a FlushAck confirmed on the peer's stable storage. */
+  private flushAckedSeq = 0;
   /** Counts Connected links; work received on one answers only on that one. */
   private connection = 0;
   private readonly tl = new Map<number, TlEntry>();
@@ -1044,6 +1046,7 @@ export class Replicator {
         entry.resolve = undefined;
         p.counters.pending = Math.max(0, p.counters.pending - 1);
         r?.(true);
+        if (r) this.settledAfterConfirm(entry);
       },
     );
     if (!sent) {
@@ -1070,6 +1073,8 @@ export class Replicator {
    * for activity-log extents that only the peer's BarrierAck releases.
    */
   closeEpochNow(): void {
+    // (When the writes holding the log have not left yet, this does nothing and
+    // their epoch closes at the barrier timer, as before.)
     if (this.linkStateNow === 'Connected') this.sendBarrier();
   }
 
@@ -1111,6 +1116,17 @@ export class Replicator {
     }
   }
 
+  /**
+   * The peer part of a write settled (RecvAck, WriteAck, or sent for protocol A). A
+   * BarrierAck or FlushAck can overtake the acks of its own writes (the peer sends
+   * acks a turn later), and forgetWritten keeps entries not yet settled: such an
+   * entry leaves now, or its activity-log extent would stay held until the next
+   * barrier, and a write waiting for a free slot might wait for ever.
+   */
+  private settledAfterConfirm(e: TlEntry): void {
+    if (e.epoch <= this.barrierAcked || e.seq <= this.flushAckedSeq) this.dropEntry(e);
+  }
+
   private dropEntry(e: TlEntry): void {
     if (this.tl.delete(e.seq)) e.forget?.();
   }
@@ -1133,6 +1149,7 @@ export class Replicator {
           p.counters.pending = Math.max(0, p.counters.pending - 1);
           e.resolve(true);
           e.resolve = undefined;
+          this.settledAfterConfirm(e);
         }
         return;
       }
@@ -1145,6 +1162,7 @@ export class Replicator {
         p.counters.pending = Math.max(0, p.counters.pending - 1);
         e.resolve(true);
         e.resolve = undefined;
+        this.settledAfterConfirm(e);
       }
     };
     // A hostile range cannot make us loop: walk whichever is smaller.
@@ -1289,6 +1307,7 @@ export class Replicator {
         if (!w) return;
         this.flushWaiters.delete(frame.body.flushId);
         this.forgetWritten((e) => e.seq <= w.seqAtFlush);
+        this.flushAckedSeq = Math.max(this.flushAckedSeq, w.seqAtFlush);
         w.resolve(true);
         return;
       }
