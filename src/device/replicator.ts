@@ -1041,12 +1041,7 @@ export class Replicator {
       // may be reused only then, for every protocol.
       (ok) => {
         if (protocol !== 'A') return;
-        if (!ok) return; // the connection loss settles it
-        const r = entry.resolve;
-        entry.resolve = undefined;
-        p.counters.pending = Math.max(0, p.counters.pending - 1);
-        r?.(true);
-        if (r) this.settledAfterConfirm(entry);
+        if (ok) this.peerPartDone(entry); // else the connection loss settles it
       },
     );
     if (!sent) {
@@ -1117,13 +1112,20 @@ export class Replicator {
   }
 
   /**
-   * The peer part of a write settled (RecvAck, WriteAck, or sent for protocol A). A
-   * BarrierAck or FlushAck can overtake the acks of its own writes (the peer sends
-   * acks a turn later), and forgetWritten keeps entries not yet settled: such an
-   * entry leaves now, or its activity-log extent would stay held until the next
-   * barrier, and a write waiting for a free slot might wait for ever.
+   * The peer part of a write is done as its protocol asks (A: sent; B: RecvAck;
+   * C: WriteAck): the application's write may complete. A BarrierAck or FlushAck can
+   * overtake the acks of its own writes (the peer sends acks a turn later), and
+   * forgetWritten keeps entries not yet done: such an entry leaves the log now, or
+   * its activity-log extent would stay held until the next barrier, and a write
+   * waiting for a free slot might wait for ever.
    */
-  private settledAfterConfirm(e: TlEntry): void {
+  private peerPartDone(e: TlEntry): void {
+    const resolve = e.resolve;
+    if (resolve === undefined) return;
+    e.resolve = undefined;
+    const p = this.vols[e.volume]!;
+    p.counters.pending = Math.max(0, p.counters.pending - 1);
+    resolve(true);
     if (e.epoch <= this.barrierAcked || e.seq <= this.flushAckedSeq) this.dropEntry(e);
   }
 
@@ -1145,25 +1147,14 @@ export class Replicator {
         return;
       }
       if (how === 'received') {
-        if (protocol === 'B' && e.resolve) {
-          p.counters.pending = Math.max(0, p.counters.pending - 1);
-          e.resolve(true);
-          e.resolve = undefined;
-          this.settledAfterConfirm(e);
-        }
+        if (protocol === 'B') this.peerPartDone(e);
         return;
       }
       // A WriteAck: only protocol C asks for one. The write is on the peer's disk (its page
       // cache): the application's write completes; the entry stays in the transfer log
       // until a BarrierAck or FlushAck says the peer flushed it (a power loss of the
       // peer's host then still finds it out of sync here).
-      if (protocol !== 'C') return;
-      if (e.resolve) {
-        p.counters.pending = Math.max(0, p.counters.pending - 1);
-        e.resolve(true);
-        e.resolve = undefined;
-        this.settledAfterConfirm(e);
-      }
+      if (protocol === 'C') this.peerPartDone(e);
     };
     // A hostile range cannot make us loop: walk whichever is smaller.
     if (last - first < this.tl.size) {

@@ -218,17 +218,12 @@ export class NbdSession {
    */
   private onData(d: Buffer, owned: boolean): void {
     if (this.phase.kind === 'closed') return;
-    try {
-      const rest = this.gather(d);
-      if (rest.length > 0) {
-        this.chunks.push(rest);
-        this.buffered += rest.length;
-      }
-      this.pump();
-    } catch (e) {
-      if (e instanceof NbdProtocolError) this.fail(e.message);
-      else throw e;
+    const rest = this.gather(d);
+    if (rest.length > 0) {
+      this.chunks.push(rest);
+      this.buffered += rest.length;
     }
+    this.pumpSafely();
     if (!owned) this.ownLeftovers();
     if (this.buffered > bufferedBytesMax) this.socket.pause();
   }
@@ -283,13 +278,8 @@ export class NbdSession {
     this.readTarget = undefined;
     p.filled += n;
     if (p.filled < p.req.length) return;
-    try {
-      this.gathered(p.req, p.buf);
-      this.pump();
-    } catch (e) {
-      if (e instanceof NbdProtocolError) this.fail(e.message);
-      else throw e;
-    }
+    this.gathered(p.req, p.buf);
+    this.pumpSafely();
   }
 
   /**

@@ -687,71 +687,61 @@ for (const way of ['write', 'writeFast'] as const) {
 
 // A write's activity-log extent stays held until the peer confirms its epoch
 // (BarrierAck): that is what lets the log forget it. A write that found every slot
-// held waited for the barrier timer; now it closes the epoch at once.
-/** Whether `w` settles within `ms`, resolving as soon as it does. */
-async function settlesBefore(w: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const inTime = await Promise.race([
-    w.then(
-      () => true,
-      () => true,
-    ),
-    new Promise<boolean>((r) => {
-      timer = setTimeout(() => r(false), ms);
-    }),
-  ]);
-  clearTimeout(timer);
-  return inTime;
+// held waited for the barrier timer; now it closes the epoch at once. These pairs
+// have seven slots and a one-minute timer, so only that closes an epoch in time.
+const extentBytes = 4 * 1024 * 1024;
+
+async function withStarvedLog(
+  extraConf: string,
+  body: (p: Awaited<ReturnType<typeof syncedPair>>, v: ReturnType<typeof volumeOf>) => Promise<void>,
+): Promise<void> {
+  const p = await syncedPair('C', '', extraConf, { alSlots: 7, barrierIntervalMs: 60_000 });
+  try {
+    await body(p, volumeOf(p.a));
+  } finally {
+    p.proxy.release('backward');
+    await p.cleanup();
+  }
+}
+
+/** Seven writes, one in each of the first seven extents: every slot is held. */
+async function fillLog(v: ReturnType<typeof volumeOf>): Promise<void> {
+  for (let e = 0; e < 7; e++) await v.write(Buffer.alloc(4096, e + 1), e * extentBytes, false);
 }
 
 test('a write that finds the activity log full closes the epoch at once, not at the barrier timer', async () => {
-  const extentBytes = 4 * 1024 * 1024;
-  const p = await syncedPair('C', '', '', { alSlots: 7, barrierIntervalMs: 60_000 });
-  try {
-    const v = volumeOf(p.a);
-    // Seven extents hold the seven slots; with a one-minute timer their epoch stays open.
-    for (let e = 0; e < 7; e++) await v.write(Buffer.alloc(4096, e + 1), e * extentBytes, false);
+  await withStarvedLog('', async (p, v) => {
+    await fillLog(v);
     const w = v.write(Buffer.alloc(4096, 0x88), 7 * extentBytes, false);
-    assert.ok(await settlesBefore(w, 5000), 'the eighth extent waited for the barrier timer');
+    assert.ok(await settlesWithin(w, 5000), 'the eighth extent waited for the barrier timer');
     await w;
     const back = Buffer.alloc(4096);
     await p.b.data.read(back, 7 * extentBytes);
     assert.ok(back.equals(Buffer.alloc(4096, 0x88)), 'the peer has the eighth write');
     assert.equal(vol(p.a).outOfSyncBytes, 0);
-  } finally {
-    await p.cleanup();
-  }
+  });
 });
 
 // Eight writes at once into eight new extents, seven slots: the eighth waits for
 // the transaction of the first seven, then finds the log full behind their Data
 // frames. (It also fails without the late release tested below.)
 test('eight writes at once into eight new extents with seven slots: the last one does not wait for the timer', async () => {
-  const extentBytes = 4 * 1024 * 1024;
-  const p = await syncedPair('C', '', '', { alSlots: 7, barrierIntervalMs: 60_000 });
-  try {
-    const v = volumeOf(p.a);
+  await withStarvedLog('', async (_p, v) => {
     const writes = [0, 1, 2, 3, 4, 5, 6, 7].map((e) =>
       v.write(Buffer.alloc(4096, e + 1), e * extentBytes, false),
     );
-    assert.ok(await settlesBefore(Promise.all(writes), 5000), 'a write waited for the barrier timer');
+    assert.ok(await settlesWithin(Promise.all(writes), 5000), 'a write waited for the barrier timer');
     await Promise.all(writes);
-  } finally {
-    await p.cleanup();
-  }
+  });
 });
 
 // And a BarrierAck can overtake the WriteAcks of its own epoch: the peer answers a
 // barrier of writes it did at once before the acks it sends a turn later. Those
 // writes must still let go of their extents when their acks arrive.
 test("a BarrierAck ahead of its writes' acks: their extents are released when the acks come", async () => {
-  const extentBytes = 4 * 1024 * 1024;
-  const p = await syncedPair('C', '', 'disk { disk-flushes no; }', { alSlots: 7, barrierIntervalMs: 60_000 });
-  try {
-    const v = volumeOf(p.a);
-    // Seven active extents, held by no write (a FLUSH confirms them).
-    for (let e = 0; e < 7; e++) await v.write(Buffer.alloc(4096, e + 1), e * extentBytes, false);
-    await v.flush();
+  await withStarvedLog('disk { disk-flushes no; }', async (_p, v) => {
+    await fillLog(v);
+    await v.flush(); // the seven extents stay active, held by no write
     // Seven writes into them leave at once; the eighth starves and sends the Barrier
     // right behind them.
     const writes = [0, 1, 2, 3, 4, 5, 6].map((e) =>
@@ -759,11 +749,33 @@ test("a BarrierAck ahead of its writes' acks: their extents are released when th
     );
     const eighth = v.write(Buffer.alloc(4096, 0x88), 7 * extentBytes, false);
     assert.ok(
-      await settlesBefore(Promise.all([...writes, eighth]), 5000),
+      await settlesWithin(Promise.all([...writes, eighth]), 5000),
       'the eighth write never got a slot',
     );
     await Promise.all([...writes, eighth]);
-  } finally {
-    await p.cleanup();
-  }
+  });
+});
+
+// The peer vanishes while a write waits for a slot: the unconfirmed writes are
+// marked out of sync and let go of their extents, the waiting write completes on
+// our disk, and the reconnect's resync carries all of it.
+test('the link drops while a write waits for an activity-log slot: it completes, and the resync carries it', async () => {
+  await withStarvedLog('', async (p, v) => {
+    await fillLog(v);
+    p.proxy.hold('backward'); // no BarrierAck comes back
+    const w = v.write(Buffer.alloc(4096, 0x99), 7 * extentBytes, false);
+    assert.equal(await settlesWithin(w, 300), false, 'completed without a free slot');
+    p.proxy.cut();
+    assert.ok(await settlesWithin(w, 5000), 'the write still waits after the link dropped');
+    await w;
+    p.proxy.release('backward');
+    await waitFor(
+      'resynced',
+      () => vol(p.a).replication === 'Connected' && vol(p.a).outOfSyncBytes === 0,
+      15_000,
+    );
+    const back = Buffer.alloc(4096);
+    await p.b.data.read(back, 7 * extentBytes);
+    assert.ok(back.equals(Buffer.alloc(4096, 0x99)), 'the peer has the write after the resync');
+  });
 });

@@ -224,17 +224,18 @@ export async function syncedPair(
   return p;
 }
 
-/** Whether `promise` settles within `ms`. */
+/** Whether `promise` settles within `ms` (true as soon as it does). */
 export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let settled = false;
-  void promise.then(
-    () => {
-      settled = true;
-    },
-    () => {
-      settled = true;
-    },
-  );
-  await new Promise((r) => setTimeout(r, ms));
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
   return settled;
 }
