@@ -220,3 +220,43 @@ for (const userReads of [true, false]) {
     }
   });
 }
+
+// A client that vanishes halfway through a WRITE's payload (the rest of it would have
+// been read straight into the payload buffer): nothing of it reaches the disk, the
+// server lets the connection go, and the next client is served.
+for (const userReads of [true, false]) {
+  test(`a client gone halfway through a payload leaves nothing behind (${userReads ? 'user reads' : "'data' events"})`, async () => {
+    const storage = new MemoryStorage(4 << 20);
+    const server = new NbdServer({ userReads });
+    server.add(storageExport('r0', storage));
+    const path = join(dir, `half-${userReads}.nbd`);
+    await server.listenUnix(path);
+    try {
+      const c = await TestNbdClient.connect(path);
+      await c.handshake();
+      await c.go('r0');
+      const length = 1 << 20;
+      c.write(encodeRequest({ flags: 0, type: Cmd.WRITE, cookie: 1n, offset: 0, length }));
+      await new Promise<void>((r) => c.socket.write(Buffer.alloc(length / 2, 0x5a), () => r()));
+      await tick();
+      c.close();
+      const deadline = Date.now() + 2000;
+      while (server.connectionCount > 0 && Date.now() < deadline) await tick();
+      assert.equal(server.connectionCount, 0, 'the server let go of the connection');
+      const back = Buffer.alloc(length);
+      await storage.read(back, 0);
+      assert.ok(
+        back.every((x) => x === 0),
+        'no byte of the half payload reached the disk',
+      );
+      const next = await TestNbdClient.connect(path);
+      await next.handshake();
+      await next.go('r0');
+      next.send(Cmd.WRITE, 0, 4096, 0, Buffer.alloc(4096, 1));
+      assert.equal((await next.reply()).error, 0, 'the next client is served');
+      next.close();
+    } finally {
+      await server.close();
+    }
+  });
+}
