@@ -2,7 +2,8 @@
 // Primary driven by fio's nbd engine. Rows: protocols A, B and C beside the same
 // Primary disconnected (one node) and `nbdkit file` on the same backing file; the
 // initial full sync of random data against `nbdcopy` of the same bytes; and the
-// application's write latency while a resync runs against the same job idle.
+// application's write latency while a resync runs against the same job idle; and the
+// least a Node replicator does per write (bench/node-floor.ts), the floor under protocol C.
 // Usage: npm run bench:two-nodes -- [--seconds N] [--repeat N] [--protocols C,B,A] [--jobs-only] [--busy-poll USEC]
 //   --protocols: which protocols, in this order; the references (nbdkit, one node) are
 //   measured in the first one's cluster. --jobs-only: skip the sync and resync rows.
@@ -13,9 +14,10 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Cluster } from '../test/helpers/cluster.js';
+import { Cluster, freePort } from '../test/helpers/cluster.js';
 import { sh, systemTestSkipReason, type TandemNode } from '../test/helpers/tandem-node.js';
 import { type FioJob, type FioResult, fio, fmt, median, startNbdkit, stopChild, table } from './lib.js';
+import { startNodeFloor } from './node-floor.js';
 
 const { values } = parseArgs({
   options: {
@@ -263,6 +265,26 @@ for (let round = 0; round < repeat; round++)
           await stopChild(kit);
         }
       }
+      // The least a Node replicator does (bench/node-floor.ts), on the same two files: its
+      // peer flushing every 50 ms as tandem's Secondary does, and never.
+      for (const flushMs of [50, 0]) {
+        const floor = await startNodeFloor({
+          file: c.a.disk,
+          peerFile: c.b.disk,
+          socketPath: join(c.dir, 'floor.sock'),
+          port: await freePort(),
+          sizeBytes: ioBytes,
+          flushMs,
+        });
+        try {
+          for (const job of jobs) {
+            await settle();
+            record(`floor${flushMs} ${job.name}`, await fio(floor.uri, job, seconds, ioBytes));
+          }
+        } finally {
+          await floor.stop();
+        }
+      }
     } finally {
       // SIGTERM first: a clean stop (and the profiles, under TANDEMD_NODE_ARGS=--cpu-prof).
       for (const n of c.nodes) await n.stop('SIGTERM');
@@ -276,6 +298,10 @@ for (const job of jobs) {
   const one = results.get(`one-node ${job.name}`)!;
   rows.push(row(`nbdkit file, ${job.name}`, ref, ref));
   rows.push(row(`tandem one node, ${job.name}`, one, ref, one));
+  rows.push(row(`least Node replicator, ${job.name}`, results.get(`floor50 ${job.name}`)!, ref, one));
+  rows.push(
+    row(`least Node replicator, no flushes, ${job.name}`, results.get(`floor0 ${job.name}`)!, ref, one),
+  );
   for (const protocol of ['A', 'B', 'C'].filter((p) => protocols.includes(p))) {
     rows.push(
       row(`tandem protocol ${protocol}, ${job.name}`, results.get(`${protocol} ${job.name}`)!, ref, one),
@@ -287,7 +313,7 @@ process.stdout.write(
   `two nodes on one machine, ${seconds} s per job, ${repeat === 1 ? 'one round' : `medians of ${repeat} rounds`}, 1 GiB allocated backing files, fio nbd engine on the Primary\n\n${table(
     ['job', 'IOPS', 'ratio to nbdkit', 'p50 vs one node', 'p50/p99 us'],
     rows,
-  )}\n\nA 64-byte round trip between two Node processes over loopback TCP (the floor under protocol B/C latency here): ${fmt(rttUs)} us\n\n${table(['sync', 'tandem MB/s', 'nbdcopy MB/s', 'ratio'], syncRow ? [syncRow] : [])}\n\n${table(
+  )}\n\nThe least Node replicator (bench/node-floor.ts): tandem's NBD server, a buffered write and a frame to a peer process that writes it and acks, and flushes every 50 ms as tandem's Secondary does (or never); the floor under protocol C for any replicator written in Node on this machine.\nA 64-byte round trip between two Node processes over loopback TCP (the floor under protocol B/C latency here): ${fmt(rttUs)} us\n\n${table(['sync', 'tandem MB/s', 'nbdcopy MB/s', 'ratio'], syncRow ? [syncRow] : [])}\n\n${table(
     ['application during resync', 'p50/p99 us', 'p50 ratio', 'resync'],
     latencyRows,
   )}\n`,
