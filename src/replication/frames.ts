@@ -308,12 +308,11 @@ function specOf(frame: Frame): FrameSpec<unknown> {
 }
 
 function headerOf(frame: Frame, spec: FrameSpec<unknown>, length: number): FrameHeader {
-  assert.ok(
-    length <= spec.codec.payloadBytesMax && length >= spec.codec.payloadBytesMin,
-    `${frame.kind} length`,
-  );
+  // The messages are built only on failure: this runs for every frame sent.
+  if (length > spec.codec.payloadBytesMax || length < spec.codec.payloadBytesMin)
+    assert.fail(`${frame.kind} length`);
   assert.ok(Number.isInteger(frame.volume) && frame.volume >= 0 && frame.volume <= 0xffff, 'volume');
-  assert.ok(spec.scope === 'volume' || frame.volume === 0, `${frame.kind} is connection-wide`);
+  if (spec.scope !== 'volume' && frame.volume !== 0) assert.fail(`${frame.kind} is connection-wide`);
   return { type: spec.type, optional: spec.optional, volume: frame.volume, length };
 }
 
@@ -332,7 +331,7 @@ export function encodeFrame(frame: Frame): Buffer {
   spec.codec.write(frame.body, w);
   const bulk = spec.codec.bulk?.(frame.body);
   if (bulk) w.bytes(bulk);
-  assert.equal(w.position, buf.length, `${frame.kind} size and write disagree`);
+  if (w.position !== buf.length) assert.fail(`${frame.kind} size and write disagree`);
   return buf;
 }
 
@@ -350,6 +349,6 @@ export function encodeFrameParts(frame: Frame): Uint8Array[] {
   writeHeader(head, 0, headerOf(frame, spec, length));
   const w = new WireWriter(head, frameHeaderBytes);
   spec.codec.write(frame.body, w);
-  assert.equal(w.position, head.length, `${frame.kind} size and write disagree`);
+  if (w.position !== head.length) assert.fail(`${frame.kind} size and write disagree`);
   return [head, bulk];
 }
