@@ -188,6 +188,8 @@ export class Replicator {
   private epoch = 1;
   /** Receiver: the sequence number of the last Data frame on this connection. */
   private lastDataSeq = 0;
+  /** Receiver: the highest Data frame acknowledged as received by ackReceivedAtOnce. */
+  private recvAckedSeq = 0;
   private epochWrites = 0;
   private closeEpoch = false;
   private barrierAcked = 0;
@@ -270,6 +272,13 @@ export class Replicator {
           this.onFrame(frame);
         } catch (e) {
           this.protocolError(`${frame.kind}: ${(e as Error).message}`);
+        }
+      },
+      onFrames: (frames) => {
+        try {
+          this.ackReceivedAtOnce(frames);
+        } catch (e) {
+          this.protocolError(`RecvAck: ${(e as Error).message}`);
         }
       },
       onLog: (m) => host.log.log('info', m),
@@ -356,6 +365,7 @@ export class Replicator {
     // connection (still finishing on the peer's disk) can never match a new write.
     this.connection++;
     this.lastDataSeq = 0;
+    this.recvAckedSeq = 0;
     this.epochWrites = 0;
     this.closeEpoch = false;
     this.barrierAcked = this.epoch - 1;
@@ -1522,7 +1532,8 @@ export class Replicator {
     }
     this.lastDataSeq = d.seq;
     p.counters.receivedBytes += d.length;
-    if ((d.flags & dataFlagBits.ackReceived) !== 0) this.queueAck('received', d.seq);
+    if ((d.flags & dataFlagBits.ackReceived) !== 0 && d.seq > this.recvAckedSeq)
+      this.queueAck('received', d.seq);
     // Completed-before-submitted: wait for every earlier-received write of a lower epoch.
     let earlierEpoch = false;
     for (const r of this.received) {
@@ -1587,6 +1598,36 @@ export class Replicator {
       }
     };
     void apply();
+  }
+
+  /**
+   * Protocol B: the RecvAcks for the Data frames of one read leave before any of them is
+   * written. A small write is done on this thread and can block it (a buffered write
+   * waiting for the journal while a barrier's flush commits, a stalled disk); the peer's
+   * write completes on receipt and must not wait for that. Frames out of order are left
+   * to onData, which ends the connection; so does any frame it refuses, and the peer then
+   * resyncs every write we did not confirm with a BarrierAck, acknowledged or not.
+   */
+  private ackReceivedAtOnce(frames: readonly Frame[]): void {
+    let first = 0;
+    let last = Math.max(this.lastDataSeq, this.recvAckedSeq);
+    const send = (): void => {
+      if (first === 0) return;
+      this.link.send({ kind: 'RecvAck', volume: 0, body: { firstSeq: first, lastSeq: last } });
+      first = 0;
+    };
+    for (const f of frames) {
+      if (f.kind !== 'Data' || (f.body.flags & dataFlagBits.ackReceived) === 0) continue;
+      const seq = f.body.seq;
+      if (seq <= last) break;
+      if (seq !== last + 1) send();
+      if (first === 0) first = seq;
+      last = seq;
+    }
+    if (last <= Math.max(this.lastDataSeq, this.recvAckedSeq)) return;
+    send();
+    this.recvAckedSeq = last;
+    this.link.flushNow();
   }
 
   /** A write from the peer failed on our disk: logged, out of sync here too, and a NegAck. */

@@ -97,6 +97,11 @@ export interface PeerLinkOptions {
   readonly onState?: (state: LinkState, reason: LinkReason) => void;
   /** Frames after the handshake other than Ping/PingAck/Disconnect, which the link handles. */
   readonly onFrame?: (frame: Frame) => void;
+  /**
+   * The frames one read of the Connected link brought, before any of them goes to onFrame
+   * (e.g. to acknowledge their receipt before the work they ask for).
+   */
+  readonly onFrames?: (frames: readonly Frame[]) => void;
   /** One line about a connection that is not (yet) the link's, e.g. garbage on the port. */
   readonly onLog?: (message: string) => void;
   /** Bytes arrived on the Connected link (the daemon's busy poll). */
@@ -265,6 +270,17 @@ export class PeerLink {
     this.corkTurn(conn);
     conn.socket.write(encodeFrame(frame));
     return true;
+  }
+
+  /**
+   * What this turn sent so far goes on the wire now, not at the end of the turn: for acks
+   * that must not wait for the work the rest of the turn does.
+   */
+  flushNow(): void {
+    const conn = this.active;
+    if (conn === undefined || !conn.corked) return;
+    conn.socket.uncork();
+    conn.socket.cork();
   }
 
   /**
@@ -532,6 +548,7 @@ export class PeerLink {
       this.fail(conn, protocolError(`${err.code}: ${err.message}`));
       return;
     }
+    if (frames.length > 0 && conn.phase === 'connected' && conn === this.active) this.o.onFrames?.(frames);
     for (const frame of frames) {
       if (conn.phase === 'closed') return;
       this.handle(conn, frame);
