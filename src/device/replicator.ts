@@ -191,6 +191,8 @@ export class Replicator {
   /** Receiver: the highest Data frame acknowledged as received by ackReceivedAtOnce. */
   private recvAckedSeq = 0;
   private epochWrites = 0;
+  /** Writes sent since the last Barrier (in this epoch and earlier ones it did not close). */
+  private sinceBarrier = 0;
   private closeEpoch = false;
   private barrierAcked = 0;
   /** The highest sequence number a FlushAck confirmed on the peer's stable storage. */
@@ -367,6 +369,7 @@ export class Replicator {
     this.lastDataSeq = 0;
     this.recvAckedSeq = 0;
     this.epochWrites = 0;
+    this.sinceBarrier = 0;
     this.closeEpoch = false;
     this.barrierAcked = this.epoch - 1;
     for (const p of this.vols) p.counters.epochs = 0;
@@ -1016,9 +1019,12 @@ export class Replicator {
     const p = this.vols[n]!;
     if (!this.replicating(p)) return undefined;
     // A and B: a write sent after another completed starts a new epoch, so the peer
-    // applies it after that one. (C needs that for no ordering: a write completes only
-    // once it is on the peer's disk; its epochs are closed by the barrier timer.)
-    if (this.closeEpoch && this.h.settings.protocol !== 'C') this.sendBarrier();
+    // applies it after that one (it orders by the epoch in each Data frame). C needs that
+    // for no ordering: a write completes only once it is on the peer's disk. For every
+    // protocol the Barrier that has the peer flush what it got, and confirm it, comes from
+    // the barrier timer: with A and B one per epoch had the peer flush after every write
+    // at queue depth 1.
+    if (this.closeEpoch && this.h.settings.protocol !== 'C') this.nextEpoch();
     const protocol = this.h.settings.protocol;
     const seq = ++this.seq;
     let flags = fua ? dataFlagBits.fua : 0;
@@ -1039,6 +1045,7 @@ export class Replicator {
     });
     this.tl.set(seq, entry);
     this.epochWrites++;
+    this.sinceBarrier++;
     p.counters.pending++;
     p.counters.sentBytes += buf.length;
     const sent = this.link.sendZeroCopy(
@@ -1065,12 +1072,24 @@ export class Replicator {
 
   /** Closes the current epoch: Barrier(n) now; the peer answers once epoch n is on stable storage. */
   private sendBarrier(): void {
+    if (this.sinceBarrier === 0) return;
+    // Barrier(n) covers every write of the epochs up to n.
+    this.link.send({
+      kind: 'Barrier',
+      volume: 0,
+      body: { epoch: this.epochWrites > 0 ? this.epoch : this.epoch - 1 },
+    });
+    this.sinceBarrier = 0;
+    if (this.epochWrites > 0) this.nextEpoch();
+    for (const q of this.vols) q.counters.epochs = this.epoch - 1 - this.barrierAcked;
+  }
+
+  /** The next write starts a new epoch; the Barrier that closes this one comes later. */
+  private nextEpoch(): void {
     if (this.epochWrites === 0) return;
-    this.link.send({ kind: 'Barrier', volume: 0, body: { epoch: this.epoch } });
     this.epoch++;
     this.epochWrites = 0;
     this.closeEpoch = false;
-    for (const q of this.vols) q.counters.epochs = this.epoch - 1 - this.barrierAcked;
   }
 
   /**
@@ -1088,7 +1107,7 @@ export class Replicator {
     if (this.epochWrites > 0) this.closeEpoch = true;
     // Every written epoch is closed within barrierIntervalMs even when no write follows,
     // so the peer's flush confirms it and the transfer log (and activity log) let go.
-    if (this.epochWrites > 0 && this.barrierTimer === undefined) {
+    if (this.sinceBarrier > 0 && this.barrierTimer === undefined) {
       this.barrierTimer = this.clock.setTimeout(() => {
         this.barrierTimer = undefined;
         if (this.linkStateNow === 'Connected') this.sendBarrier();

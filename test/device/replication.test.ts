@@ -68,6 +68,40 @@ test('protocol B: a write completes when the peer has received it, before its di
   }
 });
 
+for (const protocol of ['A', 'B'] as const) {
+  test(`protocol ${protocol}: a write submitted after another completed reaches the peer's disk after it`, async () => {
+    // The peer orders by the epoch of each Data frame: the second write is in a later
+    // epoch, so it waits for the first before it goes to the disk (Barriers, and the
+    // peer's flushes, come from the timer: a minute here).
+    const p = await syncedPair(protocol, '', '', { barrierIntervalMs: 60_000 });
+    try {
+      p.b.data.hold();
+      await volumeOf(p.a).write(Buffer.alloc(4096, 1), 8192, false);
+      await waitFor('the first write at the peer disk', () => p.b.data.held === 1);
+      const received = vol(p.b).counters.receivedBytes;
+      await volumeOf(p.a).write(Buffer.alloc(4096, 2), 65536, false);
+      await waitFor(
+        'the second write at the peer',
+        () => vol(p.b).counters.receivedBytes === received + 4096,
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(p.b.data.held, 1, 'the second write went to the disk beside the first');
+      const written = p.b.data.writes;
+      const flushes = p.b.data.flushes;
+      p.b.data.release();
+      await waitFor('both writes on the peer disk', () => p.b.data.writes === written + 2);
+      const block = Buffer.alloc(4096);
+      await p.b.data.read(block, 65536);
+      assert.equal(block[0], 2);
+      // A new epoch is no Barrier: the peer does not flush after every write.
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(p.b.data.flushes, flushes, 'the peer flushed for a new epoch');
+    } finally {
+      await p.cleanup();
+    }
+  });
+}
+
 test('protocol A: a write completes with no answer from the peer; a FLUSH waits for the peer disk', async () => {
   const p = await syncedPair('A');
   try {

@@ -50,8 +50,14 @@ export class GatedStorage implements BlockStorage {
   }
   /** Writes fail with EIO (a dying disk) while set. */
   failWrites = false;
+  /** Writes waiting at the gate now. */
+  held = 0;
   async write(buf: Uint8Array, offset: number): Promise<void> {
-    if (this.gate) await this.gate;
+    if (this.gate) {
+      this.held++;
+      await this.gate;
+      this.held--;
+    }
     if (this.failWrites)
       throw new StorageError('EIO', `${this.name}: injected write error at ${offset}`, offset, buf.length);
     this.writes++;
