@@ -368,6 +368,12 @@ export class Replicator {
     this.connection++;
     this.lastDataSeq = 0;
     this.recvAckedSeq = 0;
+    // The peer's epochs start again at 1 when its daemon restarts: barriers asked for or
+    // flushed on an earlier connection must neither swallow its Barriers nor answer them
+    // with a BarrierAck for epochs it never sent (it would forget writes not yet flushed).
+    // Runs of the old connection's barrier chain stop at their connection check.
+    this.barrierWanted = 0;
+    this.barrierFlushed = 0;
     this.epochWrites = 0;
     this.sinceBarrier = 0;
     this.closeEpoch = false;
@@ -1090,6 +1096,7 @@ export class Replicator {
     this.epoch++;
     this.epochWrites = 0;
     this.closeEpoch = false;
+    for (const q of this.vols) q.counters.epochs = this.epoch - 1 - this.barrierAcked;
   }
 
   /**

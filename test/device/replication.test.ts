@@ -102,6 +102,28 @@ for (const protocol of ['A', 'B'] as const) {
   });
 }
 
+test('a Primary whose epochs start again at 1 (its daemon restarted) gets BarrierAcks from a Secondary that flushed later epochs before', async () => {
+  const p = await syncedPair('A', '', '', { barrierIntervalMs: 5 });
+  // The replicator's transfer log and epoch: what a restarted tandemd starts afresh.
+  const engine = (n: Node) =>
+    (n.res as unknown as { replicator: { epoch: number; tl: Map<number, unknown> } }).replicator;
+  try {
+    for (let i = 0; i < 20; i++) await volumeOf(p.a).write(Buffer.alloc(4096, i), 4096 * i, false);
+    await waitFor('the first writes confirmed', () => engine(p.a).tl.size === 0);
+    assert.ok(engine(p.a).epoch > 5);
+    await p.a.res.disconnect();
+    engine(p.a).epoch = 1;
+    await p.a.res.connect();
+    await waitFor('connected again', () => vol(p.a).replication === 'Connected');
+    for (let i = 0; i < 3; i++) await volumeOf(p.a).write(Buffer.alloc(4096, 9), 4096 * i, false);
+    // Before, the Secondary took Barrier(1..) for epochs it had flushed already: no
+    // BarrierAck, and the Primary's transfer log (and activity log) never let go.
+    await waitFor('the new writes confirmed', () => engine(p.a).tl.size === 0, 3_000);
+  } finally {
+    await p.cleanup();
+  }
+});
+
 test('protocol A: a write completes with no answer from the peer; a FLUSH waits for the peer disk', async () => {
   const p = await syncedPair('A');
   try {
