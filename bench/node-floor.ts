@@ -52,6 +52,7 @@ function peer(file: string, port: number, flushMs: number): void {
   }
   const server = createServer((s: Socket) => {
     s.setNoDelay(true);
+    s.on('error', () => s.destroy());
     let acks: number[] = [];
     const sendAcks = (): void => {
       const b = Buffer.allocUnsafe(4 + 4 * acks.length);
@@ -82,6 +83,12 @@ async function primary(file: string, port: number, socketPath: string, sizeBytes
   const fd = openSync(file, 'r+');
   const link = connect(port, '127.0.0.1');
   link.setNoDelay(true);
+  // A peer that dies ends the primary too: fio then fails and the bench says so.
+  link.on('error', (e) => {
+    process.stderr.write(`node floor primary: link to the peer: ${e.message}\n`);
+    process.exit(1);
+  });
+  link.on('close', () => process.exit(1));
   await new Promise((resolve) => link.once('connect', resolve));
   const waiting = new Map<number, () => void>();
   link.on('data', busyPoll.activity);

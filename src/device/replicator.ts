@@ -190,9 +190,11 @@ export class Replicator {
   private lastDataSeq = 0;
   /** Receiver: the highest Data frame acknowledged as received by ackReceivedAtOnce. */
   private recvAckedSeq = 0;
+  /**
+   * Writes sent in the current epoch. Earlier epochs a Barrier has not closed yet always
+   * have a write after them here: nextEpoch() runs only as a write is sent.
+   */
   private epochWrites = 0;
-  /** Writes sent since the last Barrier (in this epoch and earlier ones it did not close). */
-  private sinceBarrier = 0;
   private closeEpoch = false;
   private barrierAcked = 0;
   /** The highest sequence number a FlushAck confirmed on the peer's stable storage. */
@@ -375,7 +377,6 @@ export class Replicator {
     this.barrierWanted = 0;
     this.barrierFlushed = 0;
     this.epochWrites = 0;
-    this.sinceBarrier = 0;
     this.closeEpoch = false;
     this.barrierAcked = this.epoch - 1;
     for (const p of this.vols) p.counters.epochs = 0;
@@ -1051,7 +1052,6 @@ export class Replicator {
     });
     this.tl.set(seq, entry);
     this.epochWrites++;
-    this.sinceBarrier++;
     p.counters.pending++;
     p.counters.sentBytes += buf.length;
     const sent = this.link.sendZeroCopy(
@@ -1078,16 +1078,10 @@ export class Replicator {
 
   /** Closes the current epoch: Barrier(n) now; the peer answers once epoch n is on stable storage. */
   private sendBarrier(): void {
-    if (this.sinceBarrier === 0) return;
-    // Barrier(n) covers every write of the epochs up to n.
-    this.link.send({
-      kind: 'Barrier',
-      volume: 0,
-      body: { epoch: this.epochWrites > 0 ? this.epoch : this.epoch - 1 },
-    });
-    this.sinceBarrier = 0;
-    if (this.epochWrites > 0) this.nextEpoch();
-    for (const q of this.vols) q.counters.epochs = this.epoch - 1 - this.barrierAcked;
+    if (this.epochWrites === 0) return;
+    // Barrier(n) covers every write of the epochs up to n, not only of epoch n.
+    this.link.send({ kind: 'Barrier', volume: 0, body: { epoch: this.epoch } });
+    this.nextEpoch();
   }
 
   /** The next write starts a new epoch; the Barrier that closes this one comes later. */
@@ -1114,7 +1108,7 @@ export class Replicator {
     if (this.epochWrites > 0) this.closeEpoch = true;
     // Every written epoch is closed within barrierIntervalMs even when no write follows,
     // so the peer's flush confirms it and the transfer log (and activity log) let go.
-    if (this.sinceBarrier > 0 && this.barrierTimer === undefined) {
+    if (this.epochWrites > 0 && this.barrierTimer === undefined) {
       this.barrierTimer = this.clock.setTimeout(() => {
         this.barrierTimer = undefined;
         if (this.linkStateNow === 'Connected') this.sendBarrier();
@@ -1635,8 +1629,9 @@ export class Replicator {
    * resyncs every write we did not confirm with a BarrierAck, acknowledged or not.
    */
   private ackReceivedAtOnce(frames: readonly Frame[]): void {
+    const acked = Math.max(this.lastDataSeq, this.recvAckedSeq);
     let first = 0;
-    let last = Math.max(this.lastDataSeq, this.recvAckedSeq);
+    let last = acked;
     const send = (): void => {
       if (first === 0) return;
       this.link.send({ kind: 'RecvAck', volume: 0, body: { firstSeq: first, lastSeq: last } });
@@ -1650,7 +1645,7 @@ export class Replicator {
       if (first === 0) first = seq;
       last = seq;
     }
-    if (last <= Math.max(this.lastDataSeq, this.recvAckedSeq)) return;
+    if (last === acked) return;
     send();
     this.recvAckedSeq = last;
     this.link.flushNow();

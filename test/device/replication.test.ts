@@ -640,6 +640,26 @@ test('a Secondary that detaches and attaches again under a live connection gets 
 });
 
 // Both ways the Secondary writes (at once on its event loop, or through the promise path).
+test("protocol B: a write the Secondary's disk fails after its RecvAck left is marked out of sync on the Primary", async () => {
+  // The RecvAck goes before the write (ackReceivedAtOnce), so the write completes first
+  // and the NegAck comes after it: the block must still end out of sync, the transfer
+  // log must let the write go, and nothing stays pending.
+  const p = await syncedPair('B');
+  try {
+    p.b.data.failWrites = true;
+    await volumeOf(p.a).write(Buffer.alloc(4096, 23), 10 * 1024 * 1024, false);
+    await waitFor('the NegAck marks the block', () => vol(p.a).outOfSyncBytes === 4096);
+    assert.ok(
+      p.b.log.lines.some((l) => /^error .*peer write at 10485760\+4096: .*injected write error/.test(l)),
+      p.b.log.lines.join('\n'),
+    );
+    assert.equal(vol(p.a).counters.pending, 0);
+  } finally {
+    p.b.data.failWrites = false;
+    await p.cleanup();
+  }
+});
+
 for (const atOnce of [true, false]) {
   test(`a write the Secondary's disk fails (${atOnce ? 'at once' : 'promise path'}): the Primary's write completes, the block is out of sync, the Secondary detaches`, async () => {
     const p = await syncedPair('C');
